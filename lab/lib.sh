@@ -1,0 +1,71 @@
+# Shared helpers for the lab scripts. Source it: `. "$(dirname "$0")/../lib.sh"`.
+# shellcheck shell=bash
+set -euo pipefail
+
+LAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$LAB_ROOT/.." && pwd)"
+LAB_VARS_FILE="$REPO_ROOT/inventories/lab/group_vars/all/lab.yml"
+
+# lab_var NAME: the value of NAME in the lab inventory (flat `key: value` lines).
+lab_var() {
+  local value
+  value="$(awk -v k="$1" -F': *' '$1 == k { sub(/^[^:]*: */, ""); print; exit }' "$LAB_VARS_FILE")"
+  if [[ -z "$value" ]]; then
+    echo "lab: '$1' is not set in $LAB_VARS_FILE" >&2
+    return 1
+  fi
+  printf '%s\n' "$value"
+}
+
+LAB_STATE_DIR="${LAB_STATE_DIR:-$(lab_var lab_state_dir)}"
+
+log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ensure_pkgs PKG...: install the Debian packages that are missing (idempotent, no prompts).
+ensure_pkgs() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  [[ $(id -u) -eq 0 ]] || die "installing ${missing[*]} needs root"
+  # One `apt-get update` per lab state dir lifetime is enough; a stale list makes install fail.
+  if [[ ! -e /var/lib/apt/lists/.sre-runbooks-updated ]] || ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    touch /var/lib/apt/lists/.sre-runbooks-updated
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# pid_alive PIDFILE: true when the PID in PIDFILE is a running process.
+pid_alive() {
+  [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# stop_pidfile PIDFILE [TIMEOUT_S]: SIGTERM the process in PIDFILE, SIGKILL after TIMEOUT_S.
+stop_pidfile() {
+  local pidfile="$1" timeout="${2:-10}" pid i
+  [[ -s "$pidfile" ]] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_port HOST PORT [TIMEOUT_S]: wait until a TCP port accepts connections.
+wait_port() {
+  local host="$1" port="$2" timeout="${3:-30}" i
+  for ((i = 0; i < timeout * 10; i++)); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}

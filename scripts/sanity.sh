@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# ansible-test sanity needs the collection at .../ansible_collections/sre/runbooks, so sync the
+# files git would ship (tracked + untracked-not-ignored) into build/sanity and run it there.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+dest="$repo/build/sanity/ansible_collections/sre/runbooks"
+mkdir -p "$dest"
+git ls-files -co --exclude-standard -z | rsync -a --delete --from0 --files-from=- ./ "$dest/" 2>/dev/null \
+  || { rm -rf "$dest"; mkdir -p "$dest"; git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dest"; }
+# rsync --delete with --files-from does not remove files that left the tree; prune them.
+(cd "$dest" && find . -type f -not -path './tests/output/*' -printf '%P\n') | while read -r f; do
+  [[ -e "$repo/$f" ]] || rm -f "$dest/$f"
+done
+cd "$dest"
+exec "$repo/.venv/bin/ansible-test" sanity --requirements --python 3.11 --color no "$@"

@@ -1,0 +1,138 @@
+"""Shared test helpers: lab settings, running modules and playbooks for real, lab lifecycle.
+
+Integration tests use these against the real lab services; nothing here mocks a backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / "build" / "collections"
+LAB_VARS_FILE = REPO / "inventories" / "lab" / "group_vars" / "all" / "lab.yml"
+LAB_INVENTORY = REPO / "inventories" / "lab"
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def lab_vars() -> dict[str, t.Any]:
+    return yaml.safe_load(LAB_VARS_FILE.read_text())
+
+
+def lab_var(name: str) -> t.Any:
+    return lab_vars()[name]
+
+
+def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_module(name: str, args: dict[str, t.Any], check: bool = False, diff: bool = False,
+               timeout: float = 120) -> dict[str, t.Any]:
+    """Run plugins/modules/NAME.py in-process-free (a child Python) with ANSIBLE_MODULE_ARGS.
+
+    This is how Ansible itself runs a local module, minus the controller: fast enough to call
+    dozens of times per test, and it exercises the real module against the real service.
+    """
+    module_args = dict(args)
+    module_args["_ansible_check_mode"] = check
+    module_args["_ansible_diff"] = diff
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"ANSIBLE_MODULE_ARGS": module_args}, fh)
+        args_file = fh.name
+    try:
+        env = ansible_env({"PYTHONPATH": str(COLLECTIONS)})
+        proc = subprocess.run(
+            [str(VENV_BIN / "python"), str(REPO / "plugins" / "modules" / f"{name}.py"), args_file],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )
+    finally:
+        os.unlink(args_file)
+    try:
+        result = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"module {name} printed no JSON (rc={proc.returncode}):\n"
+                             f"stdout: {proc.stdout}\nstderr: {proc.stderr}") from exc
+    result["_stderr"] = proc.stderr
+    return result
+
+
+def run_playbook(playbook: str | Path, inventory: str | Path | None = None,
+                 extra_vars: dict[str, t.Any] | None = None, tags: str | None = None,
+                 check: bool = False, diff: bool = False, limit: str | None = None,
+                 timeout: float = 600, env: dict[str, str] | None = None) -> tuple[int, dict[str, t.Any], str]:
+    """Run ansible-playbook exactly as a user would, with the JSON callback.
+
+    Returns (rc, parsed JSON report, stderr).
+    """
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", str(inventory or LAB_INVENTORY)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if tags:
+        cmd += ["--tags", tags]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if limit:
+        cmd += ["--limit", limit]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        env=ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", **(env or {})}),
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        report = {"raw_stdout": proc.stdout}
+    return proc.returncode, report, proc.stderr
+
+
+def task_results(report: dict[str, t.Any], task_name: str) -> dict[str, dict[str, t.Any]]:
+    """Per-host results of the (last) task called task_name in a JSON callback report."""
+    found: dict[str, dict[str, t.Any]] = {}
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"] == task_name:
+                found = task["hosts"]
+    return found
+
+
+def lab(component: str, action: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "lab" / "lab"), component, action, *args],
+                          check=check, text=True, capture_output=action == "status")
+
+
+@contextlib.contextmanager
+def lab_running(component: str, *args: str) -> t.Iterator[None]:
+    """Start a lab component for a test session; stop it afterwards unless it was already up
+    (a developer's running lab is left alone) or LAB_KEEP=1."""
+    was_up = lab(component, "status", check=False).returncode == 0
+    if not was_up:
+        lab(component, "up", *args)
+    try:
+        yield
+    finally:
+        if not was_up and os.environ.get("LAB_KEEP") != "1":
+            lab(component, "down", check=False)
+
+
+def python_bin() -> str:
+    return str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
