@@ -31,12 +31,21 @@ ensure_pkgs() {
   ((${#missing[@]} == 0)) && return 0
   log "installing Debian packages: ${missing[*]}"
   [[ $(id -u) -eq 0 ]] || die "installing ${missing[*]} needs root"
-  # One `apt-get update` per lab state dir lifetime is enough; a stale list makes install fail.
-  if [[ ! -e /var/lib/apt/lists/.sre-runbooks-updated ]] || ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    touch /var/lib/apt/lists/.sre-runbooks-updated
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  (
+    # Packages such as redis-server and pgbouncer would start their own daemons on the
+    # standard ports; the lab runs its own processes, so forbid service starts meanwhile.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # A stale package list makes install fail; update once, then retry.
+    if ! apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+      apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null
+      apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+  )
 }
 
 # pid_alive PIDFILE: true when the PID in PIDFILE is a running process.

@@ -1,0 +1,311 @@
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL connection and queries shared by the sre.runbooks pg_* modules (private)."""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    import psycopg2
+    import psycopg2.extras
+except ImportError as exc:  # pragma: no cover - exercised by missing_required_lib
+    psycopg2 = None
+    PSYCOPG2_IMPORT_ERROR: ImportError | None = exc
+else:
+    PSYCOPG2_IMPORT_ERROR = None
+
+# The application_name of our own sessions: visible in pg_stat_activity, so an operator sees
+# who is connected, and excluded from remediation by PID (pg_backend_pid()), not by name.
+OWN_APPLICATION_NAME = "sre.runbooks"
+
+SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+def postgres_argument_spec() -> dict[str, t.Any]:
+    """Connection options every pg_* module accepts (documented in the postgres doc fragment)."""
+    return dict(
+        login_host=dict(type="str", aliases=["host"]),
+        login_port=dict(type="int", default=5432, aliases=["port"]),
+        login_unix_socket=dict(type="str", aliases=["unix_socket"]),
+        login_user=dict(type="str", default="postgres", aliases=["user"]),
+        login_password=dict(type="str", no_log=True, aliases=["password"]),
+        login_db=dict(type="str", default="postgres", aliases=["db"]),
+        ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
+        ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+        connect_timeout=dict(type="int", default=5),
+    )
+
+
+# Query texts are returned to the operator and land in logs and the incident timeline. Utility
+# statements keep their literals in pg_stat_activity and pg_stat_statements, so a password
+# set with CREATE/ALTER ROLE ... PASSWORD '...' would leak: mask it, even when truncation
+# cut the literal short.
+_PASSWORD_LITERAL = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*(?:'|$))", re.IGNORECASE)
+
+
+def redact_query(text: str | None) -> str | None:
+    if not text:
+        return text
+    return _PASSWORD_LITERAL.sub(r"\1'********'", text)
+
+
+def _redact_rows(rows: list[dict[str, t.Any]]) -> None:
+    for row in rows:
+        if "query" in row:
+            row["query"] = redact_query(row["query"])
+
+
+def describe_target(params: dict[str, t.Any]) -> str:
+    """Where we connect, for messages: 'db1:5432' or 'socket /run/postgresql (port 5432)'."""
+    if params.get("login_unix_socket") and not params.get("login_host"):
+        return f"socket {params['login_unix_socket']} (port {params['login_port']})"
+    return f"{params.get('login_host') or 'localhost'}:{params['login_port']}"
+
+
+def _hint(error_text: str) -> str:
+    text = error_text.lower()
+    if "remaining connection slots" in text or "too many clients" in text or "too many connections" in text:
+        return ("the server is out of connection slots: connect as a superuser (it may use the "
+                "reserved slots) or over the unix socket, then terminate idle backends")
+    if "password authentication failed" in text or "no password supplied" in text:
+        return "check login_user and login_password"
+    if "connection refused" in text or "no such file or directory" in text:
+        return "is the server running and listening there? check login_host/login_port/login_unix_socket"
+    if "timeout expired" in text or "timed out" in text:
+        return "the server did not answer within connect_timeout; check the network path or raise connect_timeout"
+    if "does not exist" in text:
+        return "check login_db and login_user"
+    if "pg_hba.conf" in text:
+        return "pg_hba.conf rejects this client; connect from an allowed address or as another user"
+    if "could not translate host name" in text:
+        return "check login_host: the name does not resolve"
+    return "check the connection options"
+
+
+def connect(module) -> t.Any:
+    """Open an autocommit connection or fail with a message that names the target and the next step."""
+    if psycopg2 is None:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    params = module.params
+    if params["connect_timeout"] < 1:
+        module.fail_json(msg="connect_timeout must be at least 1 second")
+    kwargs: dict[str, t.Any] = dict(
+        host=params.get("login_host") or params.get("login_unix_socket") or None,
+        port=params["login_port"],
+        user=params["login_user"],
+        dbname=params["login_db"],
+        connect_timeout=params["connect_timeout"],
+        application_name=OWN_APPLICATION_NAME,
+    )
+    if params.get("login_password"):
+        kwargs["password"] = params["login_password"]
+    is_socket = bool(params.get("login_unix_socket")) and not params.get("login_host")
+    if not is_socket:
+        kwargs["sslmode"] = params["ssl_mode"]
+        if params.get("ca_cert"):
+            kwargs["sslrootcert"] = params["ca_cert"]
+    try:
+        conn = psycopg2.connect(**{k: v for k, v in kwargs.items() if v is not None})
+    except psycopg2.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        module.fail_json(
+            msg=f"cannot connect to PostgreSQL at {describe_target(params)} as {params['login_user']}: "
+                f"{first_line}; {_hint(str(exc))}",
+            target=describe_target(params),
+        )
+    conn.autocommit = True
+    return conn
+
+
+def query(conn, sql: str, args: t.Any = None) -> list[dict[str, t.Any]]:
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(sql, args)
+        return [dict(row) for row in cur.fetchall()] if cur.description else []
+
+
+# --- activity overview: everything pg_activity_info reports, in one round trip -------------
+
+ACTIVITY_SQL = """
+WITH a AS (
+    SELECT pid, usename, datname, application_name, client_addr, state, backend_type,
+           wait_event_type, wait_event, query,
+           EXTRACT(EPOCH FROM now() - state_change) AS state_age,
+           EXTRACT(EPOCH FROM now() - query_start) AS query_age,
+           pg_blocking_pids(pid) AS blocked_by
+    FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid()
+), c AS (SELECT * FROM a WHERE backend_type = 'client backend')
+SELECT json_build_object(
+  'server_version', current_setting('server_version'),
+  'server_version_num', current_setting('server_version_num')::int,
+  'max_connections', current_setting('max_connections')::int,
+  'superuser_reserved_connections', current_setting('superuser_reserved_connections')::int,
+  'is_superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  'total_backends', (SELECT count(*) + 1 FROM a),
+  'client_backends', (SELECT count(*) + 1 FROM c),
+  'by_state', (SELECT coalesce(json_object_agg(k, n), '{}') FROM
+      (SELECT coalesce(state, 'unknown') AS k, count(*) AS n FROM c GROUP BY 1) s),
+  'by_database', (SELECT coalesce(json_object_agg(k, n), '{}') FROM
+      (SELECT coalesce(datname, '') AS k, count(*) AS n FROM c GROUP BY 1) s),
+  'by_user', (SELECT coalesce(json_object_agg(k, n), '{}') FROM
+      (SELECT coalesce(usename, '') AS k, count(*) AS n FROM c GROUP BY 1) s),
+  'by_application', (SELECT coalesce(json_object_agg(k, n), '{}') FROM
+      (SELECT coalesce(application_name, '') AS k, count(*) AS n FROM c GROUP BY 1) s),
+  'by_backend_type', (SELECT coalesce(json_object_agg(k, n), '{}') FROM
+      (SELECT coalesce(backend_type, '') AS k, count(*) AS n FROM a GROUP BY 1) s),
+  'oldest_idle_seconds', (SELECT max(state_age) FROM c WHERE state = 'idle'),
+  'oldest_idle_in_transaction_seconds', (SELECT max(state_age) FROM c
+      WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')),
+  'long_running', (SELECT coalesce(json_agg(r ORDER BY r.duration_seconds DESC), '[]') FROM (
+      SELECT pid, usename AS user, datname AS database, application_name AS application,
+             host(client_addr) AS client_addr, round(query_age::numeric, 3) AS duration_seconds,
+             wait_event_type, wait_event, left(query, %(query_limit)s) AS query
+      FROM c WHERE state = 'active' AND query_age > %(long_query_seconds)s
+      ORDER BY query_age DESC LIMIT %(list_limit)s) r),
+  'blocked', (SELECT coalesce(json_agg(b ORDER BY b.wait_seconds DESC), '[]') FROM (
+      SELECT a.pid, a.usename AS user, a.datname AS database, a.blocked_by AS blocking_pids,
+             round(a.state_age::numeric, 3) AS wait_seconds, left(a.query, %(query_limit)s) AS query,
+             (SELECT json_agg(DISTINCT jsonb_build_object(
+                 'mode', l.mode, 'locktype', l.locktype,
+                 'relation', CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END))
+                FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for
+      FROM a WHERE cardinality(a.blocked_by) > 0 LIMIT %(list_limit)s) b),
+  'blocking', (SELECT coalesce(json_agg(k ORDER BY k.pid), '[]') FROM (
+      SELECT h.pid, h.usename AS user, h.datname AS database, h.state,
+             h.application_name AS application, round(h.state_age::numeric, 3) AS state_age_seconds,
+             left(h.query, %(query_limit)s) AS query,
+             (SELECT json_agg(DISTINCT jsonb_build_object('mode', l.mode,
+                 'relation', CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END))
+                FROM pg_locks l WHERE l.pid = h.pid AND l.granted AND l.relation IS NOT NULL) AS holding
+      FROM a h WHERE h.pid IN (SELECT unnest(blocked_by) FROM a)) k),
+  'database_sizes', (SELECT coalesce(json_object_agg(datname, pg_database_size(oid)), '{}')
+      FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')),
+  'pg_stat_statements', to_regclass('pg_stat_statements') IS NOT NULL
+) AS overview
+"""
+
+TOP_STATEMENTS_SQL = """
+SELECT left(query, %(query_limit)s) AS query, calls,
+       round({mean}::numeric, 3) AS mean_ms, round({total}::numeric, 3) AS total_ms, rows
+FROM pg_stat_statements
+ORDER BY {mean} DESC
+LIMIT %(top)s
+"""
+
+
+def _usage(client_backends: int, max_connections: int, reserved: int) -> dict[str, t.Any]:
+    """Utilisation as the runbooks mean it: client sessions over the slots non-superusers may use."""
+    usable = max(max_connections - reserved, 1)
+    return dict(client_backends=client_backends, usable_connections=usable,
+                utilisation_percent=round(100.0 * client_backends / usable, 1))
+
+
+USAGE_SQL = """
+SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS client_backends,
+       current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved
+FROM pg_stat_activity
+"""
+
+
+def connection_usage(conn) -> dict[str, t.Any]:
+    """client_backends (this session included), usable_connections, utilisation_percent."""
+    row = query(conn, USAGE_SQL)[0]
+    return _usage(row["client_backends"], row["max_connections"], row["reserved"])
+
+
+def activity_overview(conn, long_query_seconds: float, top_statements: int,
+                      query_limit: int = 200, list_limit: int = 50) -> dict[str, t.Any]:
+    args = dict(long_query_seconds=long_query_seconds, query_limit=query_limit, list_limit=list_limit)
+    overview = query(conn, ACTIVITY_SQL, args)[0]["overview"]
+    overview.update(_usage(overview["client_backends"], overview["max_connections"],
+                           overview["superuser_reserved_connections"]))
+    for key in ("oldest_idle_seconds", "oldest_idle_in_transaction_seconds"):
+        if overview[key] is not None:
+            overview[key] = round(float(overview[key]), 3)
+    for key in ("long_running", "blocked", "blocking"):
+        _redact_rows(overview[key])
+    overview["blocking_pids"] = sorted({pid for b in overview["blocked"] for pid in b["blocking_pids"]})
+    available = overview.pop("pg_stat_statements")
+    statements: dict[str, t.Any] = {"available": bool(available), "top_by_mean_time": []}
+    if not available:
+        statements["reason"] = "the pg_stat_statements extension is not installed in this database"
+    elif top_statements > 0:
+        newer = overview["server_version_num"] >= 130000
+        sql = TOP_STATEMENTS_SQL.format(mean="mean_exec_time" if newer else "mean_time",
+                                        total="total_exec_time" if newer else "total_time")
+        try:
+            statements["top_by_mean_time"] = query(conn, sql, dict(query_limit=query_limit, top=top_statements))
+        except psycopg2.Error as exc:  # e.g. the library is not in shared_preload_libraries
+            statements.update(available=False, reason=str(exc).strip().splitlines()[0])
+        _redact_rows(statements["top_by_mean_time"])
+        for row in statements["top_by_mean_time"]:
+            for key in ("mean_ms", "total_ms"):
+                row[key] = float(row[key])
+    overview["statements"] = statements
+    return overview
+
+
+# --- backend selection and signalling for pg_backends ------------------------------------
+
+# Predicates a backend must satisfy to be acted on. Applied when selecting, and applied
+# again in the very statement that signals, so a backend that changed state in between
+# (an idle connection that just started a query) is spared.
+_MATCH_PREDICATES = """
+    a.backend_type = 'client backend'
+    AND a.pid <> pg_backend_pid()
+    AND a.state = ANY(%(states)s)
+    AND a.state_change <= now() - make_interval(
+        secs => coalesce((%(min_age_by_state)s::jsonb ->> a.state)::float8, %(min_age)s))
+    AND (%(databases)s::text[] IS NULL OR a.datname = ANY(%(databases)s))
+    AND (%(users)s::text[] IS NULL OR a.usename = ANY(%(users)s))
+    AND (%(applications)s::text[] IS NULL OR a.application_name = ANY(%(applications)s))
+    AND (%(exclude_applications)s::text[] IS NULL OR NOT a.application_name = ANY(%(exclude_applications)s))
+    AND (%(client_addrs)s::inet[] IS NULL OR a.client_addr <<= ANY(%(client_addrs)s))
+    AND (%(include_superusers)s OR NOT coalesce(r.rolsuper, false))
+    AND (NOT %(blocking_only)s OR a.pid IN (
+        SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w))
+"""
+
+SELECT_BACKENDS_SQL = f"""
+SELECT a.pid, a.usename AS user, a.datname AS database, a.application_name AS application,
+       host(a.client_addr) AS client_addr, a.state,
+       round(EXTRACT(EPOCH FROM now() - a.state_change)::numeric, 3)::float AS state_age_seconds,
+       coalesce(r.rolsuper, false) AS superuser,
+       left(a.query, 200) AS query
+FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+WHERE {_MATCH_PREDICATES}
+ORDER BY a.state_change ASC, a.pid
+"""
+
+SIGNAL_BACKENDS_SQL = """
+SELECT a.pid, {function}(a.pid) AS signalled
+FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+WHERE a.pid = ANY(%(pids)s) AND {predicates}
+"""
+
+PRIVILEGES_SQL = """
+SELECT r.rolsuper AS superuser, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal_backend,
+       current_user AS user
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+STILL_PRESENT_SQL = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%(pids)s)"
+
+
+def select_backends(conn, filters: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    rows = query(conn, SELECT_BACKENDS_SQL, filters)
+    _redact_rows(rows)
+    return rows
+
+
+def signal_backends(conn, function: str, pids: list[int], filters: dict[str, t.Any]) -> dict[int, bool]:
+    """Send the signal to those of ``pids`` that still match; return {pid: signalled}."""
+    if function not in ("pg_terminate_backend", "pg_cancel_backend"):
+        raise ValueError(function)
+    sql = SIGNAL_BACKENDS_SQL.format(function=function, predicates=_MATCH_PREDICATES)
+    return {row["pid"]: bool(row["signalled"]) for row in query(conn, sql, dict(filters, pids=pids))}

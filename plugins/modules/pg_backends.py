@@ -1,0 +1,390 @@
+#!/usr/bin/python
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backends
+short_description: Terminate or cancel PostgreSQL backends that match a filter, with guardrails
+version_added: 0.1.0
+description:
+  - Brings a PostgreSQL server to a wanted state such as "no idle sessions older than five
+    minutes" by terminating (C(pg_terminate_backend)) or cancelling (C(pg_cancel_backend))
+    the client backends that match every given filter.
+  - Guardrails are on by default. The module never touches its own session, WAL senders,
+    autovacuum or other background processes, nor superuser sessions unless
+    O(include_superusers=true). When more backends match than O(max_terminate), it fails
+    and touches nothing, unless O(cap_mode=partial).
+  - The filter is checked again in the statement that sends the signal, so a session that
+    became busy between selection and action is spared.
+  - Idempotent by state - once no backend matches, it reports C(changed=false).
+author:
+  - sre.runbooks maintainers
+extends_documentation_fragment:
+  - sre.runbooks.postgres
+attributes:
+  check_mode:
+    support: full
+    description: Returns in RV(backends) exactly the sessions it would act on and changes nothing.
+  diff_mode:
+    support: full
+    description: Before and after counts of matching and client sessions.
+  idempotent:
+    support: full
+    description: A second run against a healed server matches nothing and reports no change.
+options:
+  state:
+    description:
+      - V(terminated) ends each matching session (C(pg_terminate_backend)); its client sees the
+        connection drop and its open transaction rolls back.
+      - V(cancelled) cancels the current query of each matching session
+        (C(pg_cancel_backend)); the connection stays. Useful with O(backend_states=[active]).
+    type: str
+    choices: [terminated, cancelled]
+    default: terminated
+  backend_states:
+    description:
+      - Session states to match, as in C(pg_stat_activity.state).
+    type: list
+    elements: str
+    choices: [active, idle, idle in transaction, idle in transaction (aborted), fastpath function call, disabled]
+    default: [idle]
+  min_state_age:
+    description:
+      - Only sessions that have been in their current state at least this long
+        (C(now() - state_change)). Seconds, or a duration such as V(90s), V(5m), V(1h).
+      - For idle sessions this is the idle time, for active ones the query's run time.
+    type: str
+    default: 5m
+  min_state_age_by_state:
+    description:
+      - Per-state overrides of O(min_state_age), for example
+        V({"idle": "5m", "idle in transaction": "2m"}), so one task can apply the
+        runbook's thresholds to every state at once.
+    type: dict
+  databases:
+    description: Only sessions connected to these databases.
+    type: list
+    elements: str
+  users:
+    description: Only sessions of these roles.
+    type: list
+    elements: str
+  applications:
+    description: Only sessions with one of these C(application_name) values.
+    type: list
+    elements: str
+  exclude_applications:
+    description: Never sessions with one of these C(application_name) values.
+    type: list
+    elements: str
+  client_addrs:
+    description:
+      - Only sessions from these client addresses or CIDR networks (V(10.0.0.0/8)).
+      - Unix socket sessions have no address and never match when this is set.
+    type: list
+    elements: str
+  blocking_only:
+    description: Only sessions that hold a lock another session waits for.
+    type: bool
+    default: false
+  include_superusers:
+    description:
+      - Also act on sessions of superuser roles. Off by default - they are usually the
+        operators and replication tooling. Needs a superuser O(login_user).
+    type: bool
+    default: false
+  max_terminate:
+    description:
+      - The most sessions one run may act on. When more match, see O(cap_mode).
+    type: int
+    default: 100
+  cap_mode:
+    description:
+      - V(fail) - when more than O(max_terminate) sessions match, fail and touch nothing.
+      - V(partial) - act on the O(max_terminate) oldest matching sessions and report the rest.
+    type: str
+    choices: [fail, partial]
+    default: fail
+  wait_timeout:
+    description:
+      - After terminating, wait up to this many seconds until the sessions are gone from
+        C(pg_stat_activity), so a check right after the task sees the healed state.
+        V(0) does not wait.
+    type: float
+    default: 5
+"""
+
+EXAMPLES = r"""
+- name: No idle sessions older than 5 minutes (the runbook's "kill idle connections")
+  sre.runbooks.pg_backends:
+    login_unix_socket: /var/run/postgresql
+    backend_states: [idle]
+    min_state_age: 5m
+  become: true
+  become_user: postgres
+  register: killed
+
+- name: Show what would be terminated, without doing it
+  sre.runbooks.pg_backends:
+    login_host: db1.example.com
+    login_password: "{{ vault_pg_password }}"
+    backend_states: [idle in transaction]
+    min_state_age: 2m
+    databases: [orders]
+  check_mode: true
+  delegate_to: localhost
+
+- name: Cancel queries running longer than 10 minutes, except the reporting job's
+  sre.runbooks.pg_backends:
+    login_unix_socket: /var/run/postgresql
+    state: cancelled
+    backend_states: [active]
+    min_state_age: 10m
+    exclude_applications: [nightly-report]
+
+- name: Terminate the sessions that block others (lock contention)
+  sre.runbooks.pg_backends:
+    login_unix_socket: /var/run/postgresql
+    backend_states: [idle in transaction, active]
+    min_state_age: 30s
+    blocking_only: true
+    max_terminate: 5
+
+- name: During a flood, end the 500 oldest idle sessions rather than none
+  sre.runbooks.pg_backends:
+    login_unix_socket: /var/run/postgresql
+    min_state_age: 1m
+    max_terminate: 500
+    cap_mode: partial
+"""
+
+RETURN = r"""
+backends:
+  description:
+    - The sessions acted on (in check mode, the ones that would be), oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pid: {description: Backend PID., type: int}
+    user: {description: Role., type: str}
+    database: {description: Database., type: str}
+    application: {description: C(application_name)., type: str}
+    client_addr: {description: Client address; null for the unix socket., type: str}
+    state: {description: Session state when selected., type: str}
+    state_age_seconds: {description: Seconds in that state., type: float}
+    superuser: {description: Whether the session's role is a superuser., type: bool}
+    query: {description: Last query text, truncated to 200 characters, passwords masked., type: str}
+matched:
+  description: How many sessions matched the filter (before the O(max_terminate) cap).
+  returned: always
+  type: int
+  sample: 312
+acted:
+  description: How many sessions were signalled successfully (0 in check mode).
+  returned: always
+  type: int
+  sample: 100
+skipped:
+  description: Sessions not acted on because of the O(cap_mode=partial) cap.
+  returned: always
+  type: int
+  sample: 212
+actions:
+  description: What was done, for the incident timeline; one entry per session.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    timestamp: {description: UTC time (ISO 8601)., type: str}
+    action: {description: V(terminate) or V(cancel)., type: str}
+    pid: {description: The backend., type: int}
+    target: {description: The server, as host:port or socket., type: str}
+    result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout) or V(check mode).", type: str}
+server:
+  description:
+    - Connection usage once the task is done (in check mode, as it is now), so the next
+      step can decide without another round trip.
+  returned: always
+  type: dict
+  contains:
+    client_backends: {description: Client sessions, this one included., type: int}
+    usable_connections: {description: C(max_connections) minus the superuser reserved slots., type: int}
+    utilisation_percent: {description: RV(server.client_backends) over RV(server.usable_connections)., type: float}
+  sample: {"client_backends": 28, "usable_connections": 97, "utilisation_percent": 28.9}
+diff:
+  description: Counts before and after, when run with C(--diff).
+  returned: when diff mode is on
+  type: dict
+  sample: {"before": {"matching": 312, "client_backends": 340}, "after": {"matching": 0, "client_backends": 28}}
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.runbooks.plugins.module_utils._common import (
+    GuardrailTripped,
+    action_record,
+    parse_duration,
+)
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
+    PRIVILEGES_SQL,
+    STILL_PRESENT_SQL,
+    connect,
+    connection_usage,
+    describe_target,
+    postgres_argument_spec,
+    query,
+    select_backends,
+    signal_backends,
+)
+from ansible_collections.sre.runbooks.plugins.module_utils._guardrails import enforce_cap
+
+STATES = ["active", "idle", "idle in transaction", "idle in transaction (aborted)",
+          "fastpath function call", "disabled"]
+
+
+def build_filters(params: dict) -> dict:
+    """Module options -> the named parameters of the selection SQL. Raises ValueError on bad input."""
+    def optional_list(name: str):
+        values = [v for v in (params.get(name) or []) if v not in (None, "")]
+        return values or None
+
+    by_state = {}
+    for state, age in (params.get("min_state_age_by_state") or {}).items():
+        if state not in STATES:
+            raise ValueError(f"min_state_age_by_state: unknown state {state!r}; use one of {', '.join(STATES)}")
+        by_state[state] = parse_duration(age, f"min_state_age_by_state[{state}]")
+    return dict(
+        states=list(params["backend_states"]),
+        min_age=parse_duration(params["min_state_age"], "min_state_age"),
+        min_age_by_state=json.dumps(by_state),
+        databases=optional_list("databases"),
+        users=optional_list("users"),
+        applications=optional_list("applications"),
+        exclude_applications=optional_list("exclude_applications"),
+        client_addrs=optional_list("client_addrs"),
+        include_superusers=bool(params["include_superusers"]),
+        blocking_only=bool(params["blocking_only"]),
+    )
+
+
+def check_privileges(module, conn, selected: list) -> None:
+    """Fail before signalling anything the login role is not allowed to signal."""
+    priv = query(conn, PRIVILEGES_SQL)[0]
+    if priv["superuser"]:
+        return
+    if any(b["superuser"] for b in selected):
+        module.fail_json(msg=f"login_user {priv['user']} is not a superuser and cannot signal superuser "
+                             "sessions; connect as a superuser or leave include_superusers off")
+    foreign = [b["pid"] for b in selected if b["user"] != priv["user"]]
+    if foreign and not priv["signal_backend"]:
+        module.fail_json(msg=f"login_user {priv['user']} may only signal its own sessions, but "
+                             f"{len(foreign)} matching sessions belong to other roles; grant it "
+                             "pg_signal_backend or connect as a superuser. Nothing was changed.")
+
+
+def wait_until_gone(conn, pids: list[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    remaining = set(pids)
+    while remaining:
+        remaining = {row["pid"] for row in query(conn, STILL_PRESENT_SQL, dict(pids=list(remaining)))}
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return remaining
+
+
+def main() -> None:
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(
+        state=dict(type="str", default="terminated", choices=["terminated", "cancelled"]),
+        backend_states=dict(type="list", elements="str", default=["idle"], choices=STATES),
+        min_state_age=dict(type="str", default="5m"),
+        min_state_age_by_state=dict(type="dict"),
+        databases=dict(type="list", elements="str"),
+        users=dict(type="list", elements="str"),
+        applications=dict(type="list", elements="str"),
+        exclude_applications=dict(type="list", elements="str"),
+        client_addrs=dict(type="list", elements="str"),
+        blocking_only=dict(type="bool", default=False),
+        include_superusers=dict(type="bool", default=False),
+        max_terminate=dict(type="int", default=100),
+        cap_mode=dict(type="str", default="fail", choices=["fail", "partial"]),
+        wait_timeout=dict(type="float", default=5.0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    try:
+        filters = build_filters(params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if params["max_terminate"] < 1:
+        module.fail_json(msg=f"max_terminate must be at least 1, got {params['max_terminate']}")
+    if params["wait_timeout"] < 0:
+        module.fail_json(msg="wait_timeout must not be negative")
+    if not filters["states"]:
+        module.fail_json(msg="backend_states must name at least one state")
+
+    target = describe_target(params)
+    terminate = params["state"] == "terminated"
+    verb = "terminate" if terminate else "cancel"
+    conn = connect(module)
+    try:
+        try:
+            selected = select_backends(conn, filters)
+        except Exception as exc:  # e.g. an invalid CIDR in client_addrs, reported by the server
+            module.fail_json(msg=f"cannot select backends on {target}: {str(exc).strip().splitlines()[0]}")
+        matched = len(selected)
+        try:
+            chosen, skipped = enforce_cap(selected, params["max_terminate"], params["cap_mode"],
+                                          what=f"sessions to {verb}")
+        except GuardrailTripped as exc:
+            module.fail_json(msg=str(exc), guardrail=exc.guardrail, matched=matched,
+                             backends=selected, actions=[], changed=False)
+        result = dict(changed=bool(chosen), backends=chosen, matched=matched, acted=0,
+                      skipped=len(skipped), actions=[])
+        client_before = connection_usage(conn)["client_backends"] if module._diff else None
+
+        if module.check_mode or not chosen:
+            result["actions"] = [action_record(verb, target, "check mode", pid=b["pid"]) for b in chosen]
+        else:
+            check_privileges(module, conn, chosen)
+            pids = [b["pid"] for b in chosen]
+            signalled = signal_backends(conn, "pg_terminate_backend" if terminate else "pg_cancel_backend",
+                                        pids, filters)
+            lingering = (wait_until_gone(conn, [p for p, ok in signalled.items() if ok], params["wait_timeout"])
+                         if terminate and params["wait_timeout"] > 0 else set())
+            for pid in pids:
+                if pid not in signalled:
+                    outcome = "spared: no longer matches"
+                elif not signalled[pid]:
+                    outcome = "already gone"
+                elif pid in lingering:
+                    outcome = "still present after wait_timeout"
+                else:
+                    outcome = "done"
+                result["actions"].append(action_record(verb, target, outcome, pid=pid))
+            result["acted"] = sum(1 for ok in signalled.values() if ok)
+            result["changed"] = result["acted"] > 0
+
+        result["server"] = connection_usage(conn)
+        if module._diff:
+            if module.check_mode:
+                after_matching, client_after = matched - len(chosen), client_before - (len(chosen) if terminate else 0)
+            else:
+                after_matching = len(select_backends(conn, filters))
+                client_after = result["server"]["client_backends"]
+            result["diff"] = dict(before=dict(matching=matched, client_backends=client_before),
+                                  after=dict(matching=after_matching, client_backends=client_after))
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
