@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # ansible-test sanity needs the collection at .../ansible_collections/sre/runbooks, so sync the
-# files git would ship (tracked + untracked-not-ignored) into build/sanity and run it there.
+# files git would ship (tracked + untracked-not-ignored) into a cache folder and run it there.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
-dest="$repo/build/sanity/ansible_collections/sre/runbooks"
+# Outside the checkout: inside it, ansible-test would ask git and find the copy ignored.
+dest="${XDG_CACHE_HOME:-$HOME/.cache}/sre-runbooks/sanity/ansible_collections/sre/runbooks"
 mkdir -p "$dest"
 git ls-files -co --exclude-standard -z | rsync -a --delete --from0 --files-from=- ./ "$dest/" 2>/dev/null \
   || { rm -rf "$dest"; mkdir -p "$dest"; git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dest"; }

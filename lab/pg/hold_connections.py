@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fault injector: hold many idle and idle-in-transaction PostgreSQL connections open.
 
 The connection-exhaustion fault of the runbooks: an application that leaks connections.

@@ -68,7 +68,7 @@ options:
 requirements:
   - psycopg2 (or psycopg2-binary) on the host that runs the module
 notes:
-  - The module runs where Ansible runs it: on the database host over SSH (use
-    O(login_unix_socket) and C(become_user=postgres)), or on the controller against
-    O(login_host):O(login_port) with C(delegate_to=localhost).
+  - The module runs where Ansible runs it. On the database host over SSH, use
+    O(login_unix_socket) and C(become_user=postgres); on the controller, use
+    O(login_host) and O(login_port) with C(delegate_to=localhost).
 """

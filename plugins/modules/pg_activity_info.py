@@ -17,7 +17,7 @@ description:
     PIDs, lock modes and relations that block them, database sizes, and the slowest
     statements from C(pg_stat_statements) when that extension is installed.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.postgres
 attributes:
@@ -26,6 +26,7 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   idempotent:
     support: full
     description: Reads only.
@@ -152,11 +153,11 @@ long_running:
     user: {description: Role., type: str}
     database: {description: Database., type: str}
     application: {description: C(application_name)., type: str}
-    client_addr: {description: Client address, null for the unix socket., type: str}
+    client_addr: {description: "Client address, null for the unix socket.", type: str}
     duration_seconds: {description: Time since the query started., type: float}
-    wait_event_type: {description: What it waits on, if anything., type: str}
+    wait_event_type: {description: "What it waits on, if anything.", type: str}
     wait_event: {description: Wait event name., type: str}
-    query: {description: Query text, truncated., type: str}
+    query: {description: "Query text, truncated.", type: str}
 blocked:
   description: Sessions waiting for a lock, longest wait first (at most 50).
   returned: success
@@ -167,7 +168,7 @@ blocked:
     blocking_pids: {description: Backends holding the lock it needs (C(pg_blocking_pids))., type: list, elements: int}
     wait_seconds: {description: Time since its state last changed., type: float}
     waiting_for: {description: "Lock requests not granted: mode, locktype, relation.", type: list, elements: dict}
-    query: {description: Query text, truncated., type: str}
+    query: {description: "Query text, truncated.", type: str}
 blocking:
   description: Sessions that block at least one other, with the relation locks they hold.
   returned: success

@@ -20,7 +20,7 @@ description:
     became busy between selection and action is spared.
   - Idempotent by state - once no backend matches, it reports C(changed=false).
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.postgres
 attributes:
@@ -59,9 +59,9 @@ options:
     default: 5m
   min_state_age_by_state:
     description:
-      - Per-state overrides of O(min_state_age), for example
-        V({"idle": "5m", "idle in transaction": "2m"}), so one task can apply the
-        runbook's thresholds to every state at once.
+      - Per-state overrides of O(min_state_age), a mapping of state to duration such as
+        C(idle in transaction) to V(2m), so one task can apply the runbook's thresholds to
+        every state at once.
     type: dict
   databases:
     description: Only sessions connected to these databases.
@@ -176,7 +176,7 @@ backends:
     state: {description: Session state when selected., type: str}
     state_age_seconds: {description: Seconds in that state., type: float}
     superuser: {description: Whether the session's role is a superuser., type: bool}
-    query: {description: Last query text, truncated to 200 characters, passwords masked., type: str}
+    query: {description: "Last query text, truncated to 200 characters, passwords masked.", type: str}
 matched:
   description: How many sessions matched the filter (before the O(max_terminate) cap).
   returned: always
@@ -201,7 +201,7 @@ actions:
     timestamp: {description: UTC time (ISO 8601)., type: str}
     action: {description: V(terminate) or V(cancel)., type: str}
     pid: {description: The backend., type: int}
-    target: {description: The server, as host:port or socket., type: str}
+    target: {description: "The server, as host:port or socket.", type: str}
     result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout) or V(check mode).", type: str}
 server:
   description:
@@ -210,7 +210,7 @@ server:
   returned: always
   type: dict
   contains:
-    client_backends: {description: Client sessions, this one included., type: int}
+    client_backends: {description: "Client sessions, this one included.", type: int}
     usable_connections: {description: C(max_connections) minus the superuser reserved slots., type: int}
     utilisation_percent: {description: RV(server.client_backends) over RV(server.usable_connections)., type: float}
   sample: {"client_backends": 28, "usable_connections": 97, "utilisation_percent": 28.9}
