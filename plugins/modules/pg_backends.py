@@ -187,8 +187,10 @@ acted:
   returned: always
   type: int
   sample: 100
-skipped:
-  description: Sessions not acted on because of the O(cap_mode=partial) cap.
+capped:
+  description:
+    - Matching sessions left alone because of the O(cap_mode=partial) cap. (Not called
+      C(skipped), a key Ansible reads as "the task was skipped".)
   returned: always
   type: int
   sample: 212
@@ -341,13 +343,13 @@ def main() -> None:
             module.fail_json(msg=f"cannot select backends on {target}: {str(exc).strip().splitlines()[0]}")
         matched = len(selected)
         try:
-            chosen, skipped = enforce_cap(selected, params["max_terminate"], params["cap_mode"],
+            chosen, left_alone = enforce_cap(selected, params["max_terminate"], params["cap_mode"],
                                           what=f"sessions to {verb}")
         except GuardrailTripped as exc:
             module.fail_json(msg=str(exc), guardrail=exc.guardrail, matched=matched,
                              backends=selected, actions=[], changed=False)
         result = dict(changed=bool(chosen), backends=chosen, matched=matched, acted=0,
-                      skipped=len(skipped), actions=[])
+                      capped=len(left_alone), actions=[])
         client_before = connection_usage(conn)["client_backends"] if module._diff else None
 
         if module.check_mode or not chosen:
