@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Every test: unit, integration against the real lab, drills, sanity, lint, build.
-# One pytest run, so one closing line; every lab component a test started is stopped by
-# its fixture, and the trap below stops anything left over even when pytest is killed.
+# One pytest run, so one closing line. Each lab component a test starts is stopped by its
+# fixture; the trap below also stops, even when pytest is killed, every component that was
+# not already running before (a developer's own running lab is left alone).
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 scripts/bootstrap.sh || exit 1
-cleanup() { [[ "${LAB_KEEP:-0}" == 1 ]] || lab/lab down >/dev/null 2>&1 || true; }
+
+components=(hosts k8s redis pg)
+was_down=()
+for c in "${components[@]}"; do
+  [[ -x "lab/$c/status" ]] && ! "lab/$c/status" >/dev/null 2>&1 && was_down+=("$c")
+done
+cleanup() {
+  [[ "${LAB_KEEP:-0}" == 1 ]] && return
+  for c in "${was_down[@]}"; do
+    "lab/$c/status" >/dev/null 2>&1 && { "lab/$c/down" >/dev/null 2>&1 || echo "test.sh: lab/$c/down failed" >&2; }
+  done
+  return 0
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 export PYTHONDONTWRITEBYTECODE=1
-.venv/bin/pytest "$@" -p no:cacheprovider
+.venv/bin/pytest -p no:cacheprovider "$@"
