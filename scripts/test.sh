@@ -16,7 +16,8 @@ done
 cleanup() {
   [[ "${LAB_KEEP:-0}" == 1 ]] && return
   for c in "${was_down[@]}"; do
-    "lab/$c/status" >/dev/null 2>&1 && { "lab/$c/down" >/dev/null 2>&1 || echo "test.sh: lab/$c/down failed" >&2; }
+    # down is idempotent and also clears what a crashed run left (pidfiles, veths, cgroups).
+    "lab/$c/down" >/dev/null 2>&1 || echo "test.sh: lab/$c/down failed" >&2
   done
   return 0
 }
