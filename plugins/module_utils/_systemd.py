@@ -1,0 +1,278 @@
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""systemd unit state and journal excerpts for sre.runbooks modules (private).
+
+Everything here reads; nothing starts, stops or reloads a unit. Programs are run through a
+``run`` callable with the signature of ``AnsibleModule.run_command`` so the parsing can be
+unit-tested without a systemd.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import typing as t
+
+# One `systemctl show` call returns these for every unit asked about.
+SHOW_PROPERTIES = (
+    "Id", "Description", "LoadState", "ActiveState", "SubState", "Result", "UnitFileState",
+    "NRestarts", "ExecMainStatus", "ExecMainCode", "ExecMainPID", "MainPID",
+    "ActiveEnterTimestamp", "ExecMainStartTimestamp", "InactiveEnterTimestamp",
+    "StateChangeTimestamp", "MemoryCurrent", "MemoryPeak", "ControlGroup",
+    "After", "Requires", "BindsTo", "Restart",
+)
+
+# What systemd prints for an unset integer (UINT64_MAX) or in place of a value.
+_UNSET = {"", "[not set]", "infinity", "18446744073709551615"}
+
+# ExecMainCode is a CLD_* code from waitid(2).
+_EXIT_CODES = {0: None, 1: "exited", 2: "killed", 3: "dumped", 4: "trapped", 5: "stopped", 6: "continued"}
+
+JOURNAL_PRIORITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+
+# Messages by which systemd and the kernel tell that the OOM killer hit a unit.
+_OOM_MARKERS = ("killed by the oom killer", "failed with result 'oom-kill'", "oom-kill")
+
+
+class SystemdError(Exception):
+    """A systemd program failed; the message says which command and what it printed."""
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value.strip() in _UNSET:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _timestamp(value: str | None) -> str | None:
+    """`--timestamp=unix` prints '@1700000000'; return ISO 8601 UTC, None when never."""
+    if not value or value in _UNSET or value == "n/a":
+        return None
+    if value.startswith("@"):
+        try:
+            seconds = int(value[1:])
+        except ValueError:
+            return value
+        if seconds == 0:
+            return None
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+        return moment.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def parse_show_output(text: str) -> list[dict[str, str]]:
+    """Split `systemctl show A B C` into one property dict per unit, in the order asked."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            current[key] = value
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _cgroup_dirs(control_group: str, cgroup_root: str) -> list[str]:
+    """Where a unit's cgroup lives in this machine's layout: unified (v2) or hybrid/legacy."""
+    if not control_group:
+        return []
+    rel = control_group.lstrip("/")
+    candidates = [os.path.join(cgroup_root, rel), os.path.join(cgroup_root, "unified", rel),
+                  os.path.join(cgroup_root, "systemd", rel)]
+    return [c for c in candidates if os.path.isfile(os.path.join(c, "cgroup.procs"))]
+
+
+def _read_int_file(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return _int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cgroup_pids(directory: str) -> list[int]:
+    pids: list[int] = []
+    for root, _dirs, files in os.walk(directory):
+        if "cgroup.procs" in files:
+            try:
+                with open(os.path.join(root, "cgroup.procs"), encoding="ascii") as fh:
+                    pids.extend(int(p) for p in fh.read().split())
+            except (OSError, ValueError):
+                continue
+    return pids
+
+
+def _process_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def unit_memory(props: dict[str, str], cgroup_root: str = "/sys/fs/cgroup") -> dict[str, t.Any]:
+    """Current and peak memory of a unit, and where the numbers came from.
+
+    systemd's MemoryCurrent/MemoryPeak need the memory controller on the unified hierarchy. On a
+    hybrid layout (and inside many containers) systemd cannot account memory; then the cgroup's
+    own files are tried, and last the summed RSS of the unit's processes (no peak available).
+    """
+    current = _int(props.get("MemoryCurrent"))
+    peak = _int(props.get("MemoryPeak"))
+    if current is not None:
+        return {"memory_current_bytes": current, "memory_peak_bytes": peak, "memory_source": "systemd"}
+    dirs = _cgroup_dirs(props.get("ControlGroup", ""), cgroup_root)
+    for directory in dirs:
+        current = _read_int_file(os.path.join(directory, "memory.current"))
+        if current is not None:
+            return {"memory_current_bytes": current,
+                    "memory_peak_bytes": _read_int_file(os.path.join(directory, "memory.peak")),
+                    "memory_source": "cgroup"}
+    if dirs:
+        pids = _cgroup_pids(dirs[0])
+        if pids:
+            return {"memory_current_bytes": sum(_process_rss(p) for p in pids), "memory_peak_bytes": None,
+                    "memory_source": "process_rss"}
+        return {"memory_current_bytes": 0, "memory_peak_bytes": None, "memory_source": "process_rss"}
+    return {"memory_current_bytes": None, "memory_peak_bytes": None, "memory_source": None}
+
+
+def _words(value: str | None) -> list[str]:
+    return value.split() if value else []
+
+
+def unit_state(props: dict[str, str]) -> dict[str, t.Any]:
+    """The facts about one unit that the service-down runbook reads (no memory, no journal)."""
+    code = _int(props.get("ExecMainCode")) or 0
+    main_pid = _int(props.get("MainPID")) or 0
+    result = props.get("Result") or None
+    state = {
+        "name": props.get("Id", ""),
+        "description": props.get("Description") or None,
+        "exists": props.get("LoadState") not in ("not-found", None, ""),
+        "load_state": props.get("LoadState") or None,
+        "active_state": props.get("ActiveState") or None,
+        "sub_state": props.get("SubState") or None,
+        "result": result,
+        "unit_file_state": props.get("UnitFileState") or None,
+        "restart_policy": props.get("Restart") or None,
+        "n_restarts": _int(props.get("NRestarts")) or 0,
+        "main_pid": main_pid or None,
+        "exec_main_pid": _int(props.get("ExecMainPID")) or None,
+        "exec_main_code": _EXIT_CODES.get(code, str(code)),
+        "exec_main_status": _int(props.get("ExecMainStatus")),
+        "active_since": _timestamp(props.get("ActiveEnterTimestamp")),
+        "main_started_at": _timestamp(props.get("ExecMainStartTimestamp")),
+        "inactive_since": _timestamp(props.get("InactiveEnterTimestamp")),
+        "state_changed_at": _timestamp(props.get("StateChangeTimestamp")),
+        "after": _words(props.get("After")),
+        "requires": sorted(set(_words(props.get("Requires")) + _words(props.get("BindsTo")))),
+        "oom_killed": result == "oom-kill",
+    }
+    # "activating (auto-restart)": systemd is about to start the unit again after a crash.
+    state["restart_looping"] = state["sub_state"] == "auto-restart"
+    state["healthy"] = state["active_state"] == "active" and state["sub_state"] not in ("auto-restart",)
+    return state
+
+
+def restart_order(names: list[str], states: dict[str, dict[str, t.Any]]) -> list[str]:
+    """The given units ordered so each comes after the given units it is ordered After= or
+    Requires=; ties keep the caller's order. A dependency cycle keeps the caller's order for
+    the units in it rather than failing: systemd itself would break such a cycle."""
+    pending = list(names)
+    wanted = set(names)
+    deps = {n: {d for d in states.get(n, {}).get("after", []) + states.get(n, {}).get("requires", [])
+                if d in wanted and d != n} for n in names}
+    ordered: list[str] = []
+    while pending:
+        ready = [n for n in pending if not (deps[n] - set(ordered))]
+        pick = ready[0] if ready else pending[0]
+        ordered.append(pick)
+        pending.remove(pick)
+    return ordered
+
+
+def systemctl_show(run: t.Callable[..., tuple[int, str, str]], systemctl: str,
+                   units: list[str]) -> list[dict[str, str]]:
+    """All properties of all units in one call."""
+    cmd = [systemctl, "show", "--no-pager", "--timestamp=unix", "-p", ",".join(SHOW_PROPERTIES), "--", *units]
+    rc, out, err = run(cmd)
+    if rc != 0 and "timestamp" in err:
+        # systemd older than 251 has no --timestamp=unix; timestamps then stay as printed.
+        cmd.remove("--timestamp=unix")
+        rc, out, err = run(cmd)
+    if rc != 0:
+        raise SystemdError(f"'{' '.join(cmd)}' failed (rc={rc}): {err.strip() or out.strip()}")
+    blocks = parse_show_output(out)
+    if len(blocks) != len(units):
+        raise SystemdError(f"'systemctl show' returned {len(blocks)} unit(s) for {len(units)} asked")
+    # An unknown unit comes back with Id set to the name asked; keep the caller's spelling.
+    for name, block in zip(units, blocks):
+        block.setdefault("Id", name)
+    return blocks
+
+
+def parse_journal_json(text: str, limit: int) -> list[dict[str, t.Any]]:
+    """`journalctl -o json` lines -> [{timestamp, priority, identifier, pid, message}], last `limit`."""
+    entries: list[dict[str, t.Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        message = raw.get("MESSAGE")
+        if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
+            message = bytes(b for b in message if isinstance(b, int)).decode("utf-8", "replace")
+        micros = _int(str(raw.get("__REALTIME_TIMESTAMP", "")))
+        timestamp = None
+        if micros:
+            timestamp = datetime.datetime.fromtimestamp(micros / 1e6, tz=datetime.timezone.utc)
+            timestamp = timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        priority = _int(str(raw.get("PRIORITY", "")))
+        entries.append({
+            "timestamp": timestamp,
+            "priority": JOURNAL_PRIORITIES[priority] if priority is not None and 0 <= priority < 8 else None,
+            "identifier": raw.get("SYSLOG_IDENTIFIER") or raw.get("_COMM"),
+            "pid": _int(str(raw.get("_PID", ""))),
+            "message": message,
+        })
+    return entries[-limit:] if limit else []
+
+
+def journal_since_arg(seconds: float | None, absolute: str | None) -> str | None:
+    if absolute:
+        return absolute
+    if seconds is None:
+        return None
+    return f"-{int(seconds)}s"
+
+
+def journal_excerpt(run: t.Callable[..., tuple[int, str, str]], journalctl: str, unit: str, priority: str,
+                    since: str | None, lines: int) -> list[dict[str, t.Any]]:
+    """The last `lines` journal entries of `unit` at `priority` or worse since `since`."""
+    if lines <= 0:
+        return []
+    cmd = [journalctl, "--no-pager", "--quiet", "-o", "json", "-u", unit, "-p", priority, "-n", str(lines)]
+    if since:
+        cmd.append(f"--since={since}")
+    rc, out, err = run(cmd)
+    if rc != 0:
+        raise SystemdError(f"'{' '.join(cmd)}' failed (rc={rc}): {err.strip() or out.strip()}")
+    return parse_journal_json(out, lines)
+
+
+def oom_in_journal(entries: list[dict[str, t.Any]]) -> bool:
+    return any(any(marker in (e.get("message") or "").lower() for marker in _OOM_MARKERS) for e in entries)

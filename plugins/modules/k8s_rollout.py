@@ -1,0 +1,452 @@
+#!/usr/bin/python
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_rollout
+short_description: Restart, roll back or watch the rollout of a Deployment, StatefulSet or DaemonSet
+version_added: 0.1.0
+description:
+  - V(restart) does what C(kubectl rollout restart) does (a new C(kubectl.kubernetes.io/restartedAt)
+    pod template annotation, so the controller replaces every pod), but idempotently - with
+    O(restarted_after), a workload whose pods all started after that moment, or whose restart
+    was already requested after it, is left alone. A re-run of a half-finished playbook does
+    not restart twice.
+  - V(undo) rolls back to the previous revision, or to O(to_revision) - ReplicaSet revisions
+    for Deployments, ControllerRevisions for StatefulSets and DaemonSets. Unlike
+    C(kubectl rollout undo), which toggles between the last two revisions, a second run of
+    the same undo is a no-op - the module records the rollback in the workload's
+    C(sre.runbooks/rolled-back) annotation (metadata only; it does not trigger a rollout) and
+    recognises it. V(changed=false) when the live template already equals the target's.
+  - V(status) reports rollout progress (updated, ready and available against desired,
+    observedGeneration, C(ProgressDeadlineExceeded)); with O(wait=true) it blocks up to
+    O(wait_timeout) and fails with the reason the rollout is stuck, naming the pods that hold it.
+author:
+  - sre.runbooks maintainers
+extends_documentation_fragment:
+  - sre.runbooks.k8s
+attributes:
+  check_mode:
+    support: full
+    description: Reports the restart or the revision it would roll back to, and changes nothing.
+  diff_mode:
+    support: full
+    description: The pod template before and after.
+  idempotent:
+    support: full
+    description: V(restart) with O(restarted_after) and every V(undo) are idempotent; V(status) changes nothing.
+options:
+  kind:
+    description: The workload kind.
+    type: str
+    choices: [Deployment, StatefulSet, DaemonSet]
+    default: Deployment
+  name:
+    description: The workload's name.
+    type: str
+    required: true
+  namespace:
+    description: The workload's namespace.
+    type: str
+    default: default
+  action:
+    description:
+      - V(restart) replaces every pod with a rolling update.
+      - V(undo) rolls back to the previous revision or O(to_revision).
+      - V(status) reports, and with O(wait=true) waits for, rollout completion.
+    type: str
+    choices: [restart, undo, status]
+    required: true
+  restarted_after:
+    description:
+      - For O(action=restart) - the restart is wanted only if some current pod started before
+        this moment. An ISO 8601 timestamp (V(2024-05-01T03:12:00Z)), or a duration such as
+        V(15m) meaning "within the last 15 minutes".
+      - Without it every run restarts (like C(kubectl rollout restart)).
+    type: str
+  to_revision:
+    description:
+      - For O(action=undo) - the revision to roll back to, as listed by C(kubectl rollout history).
+        Default is the newest earlier revision whose template differs from the live one.
+    type: int
+  wait:
+    description:
+      - Wait until the rollout is complete (after a restart or undo, or for O(action=status)).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait when O(wait=true).
+    type: float
+    default: 300
+"""
+
+EXAMPLES = r"""
+- name: Restart the API gateway once for this incident (a re-run will not restart again)
+  sre.runbooks.k8s_rollout:
+    kubeconfig: "{{ k8s_kubeconfig }}"
+    namespace: edge
+    name: api-gateway
+    action: restart
+    restarted_after: "{{ incident_started_at }}"
+    wait: true
+    wait_timeout: 300
+
+- name: Roll back the bad release (twice is the same as once)
+  sre.runbooks.k8s_rollout:
+    namespace: payments
+    name: webhook-worker
+    action: undo
+  register: undo
+
+- name: Roll a StatefulSet back to revision 3
+  sre.runbooks.k8s_rollout:
+    kind: StatefulSet
+    namespace: data
+    name: redis
+    action: undo
+    to_revision: 3
+
+- name: Fail unless the rollout completes within 2 minutes
+  sre.runbooks.k8s_rollout:
+    namespace: payments
+    name: webhook-worker
+    action: status
+    wait: true
+    wait_timeout: 120
+"""
+
+RETURN = r"""
+revision:
+  description: The live revision after the action (in check mode, the revision it would go to).
+  returned: always
+  type: int
+  sample: 7
+previous_revision:
+  description: The live revision before the action.
+  returned: always
+  type: int
+  sample: 6
+rolled_back_to:
+  description: For V(undo), the revision number whose template was restored (its number before the rollback renumbered it).
+  returned: when O(action=undo)
+  type: int
+  sample: 5
+message:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+status:
+  description: Rollout progress after the action.
+  returned: always
+  type: dict
+  contains:
+    desired: {description: Desired replicas (or scheduled pods for a DaemonSet)., type: int}
+    updated: {description: Replicas on the current template., type: int}
+    ready: {description: Ready replicas., type: int}
+    available: {description: Available replicas., type: int}
+    generation: {description: metadata.generation., type: int}
+    observed_generation: {description: status.observedGeneration., type: int}
+    complete: {description: Whether the rollout is complete., type: bool}
+    stuck_reason: {description: For example ProgressDeadlineExceeded and its message., type: str}
+    blocking_pods:
+      description: When a wait timed out, the unhealthy pods holding the rollout (name, reason, restarts).
+      type: list
+      elements: dict
+revisions:
+  description: The revision history known to the module, oldest first (revision, name).
+  returned: when O(action=undo)
+  type: list
+  elements: dict
+actions:
+  description: What was done, for the incident timeline.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    timestamp: {description: UTC time (ISO 8601)., type: str}
+    action: {description: V(rollout restart) or V(rollout undo)., type: str}
+    target: {description: Kind/namespace/name., type: str}
+    result: {description: V(done), V(check mode) or V(already done)., type: str}
+diff:
+  description: The pod template before and after.
+  returned: when diff mode is on and something would change
+  type: dict
+"""
+
+import datetime
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_duration, utc_now
+from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
+    DEPLOYMENT_REVISION,
+    RESTARTED_AT,
+    ROLLBACK_MARKER,
+    K8sError,
+    connect,
+    current_revision,
+    k8s_argument_spec,
+    normalized_template,
+    parse_time,
+    pod_problem,
+    q,
+    revisions,
+    rfc3339,
+    selector_string,
+    template_hash,
+    template_of,
+    workload_health,
+    workload_path,
+)
+
+
+def threshold_of(value):
+    """restarted_after -> an aware datetime: an ISO 8601 timestamp, or now minus a duration."""
+    try:
+        moment = parse_time(value)
+        if moment is not None:
+            return moment
+    except ValueError:
+        pass
+    seconds = parse_duration(value, "restarted_after")
+    return utc_now() - datetime.timedelta(seconds=seconds)
+
+
+class Rollout:
+    def __init__(self, module, api):
+        self.module = module
+        self.api = api
+        p = module.params
+        self.kind, self.name, self.namespace = p["kind"], p["name"], p["namespace"]
+        self.target = f"{self.kind}/{self.namespace}/{self.name}"
+        self.path = workload_path(self.kind, self.namespace, self.name)
+
+    def fail(self, msg, **extra):
+        self.module.fail_json(msg=msg, target=self.target, **extra)
+
+    def read(self):
+        try:
+            obj = self.api.get_or_none(self.path)
+        except K8sError as exc:
+            self.fail(f"cannot read {self.target}: {exc}")
+        if obj is None:
+            self.fail(f"{self.target} not found; check kind, name and namespace "
+                      f"(kubectl get {self.kind.lower()} -n {self.namespace})")
+        return obj
+
+    def pods(self, workload):
+        selector = selector_string((workload.get("spec") or {}).get("selector"))
+        return [p for p in self.api.items(f"/api/v1/namespaces/{q(self.namespace)}/pods", labelSelector=selector)
+                if not p["metadata"].get("deletionTimestamp")]
+
+    def settle(self, workload, timeout=5.0):
+        """Re-read until the controller has observed the latest generation (revision numbers set)."""
+        deadline = time.monotonic() + timeout
+        generation = workload["metadata"].get("generation", 0)
+        while True:
+            current = self.read()
+            observed = (current.get("status") or {}).get("observedGeneration", 0)
+            if observed >= generation or time.monotonic() >= deadline:
+                return current
+            time.sleep(0.1)
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            workload = self.read()
+            health = workload_health(self.kind, workload)
+            if health["complete"]:
+                return workload, health
+            if health["stuck_reason"] or time.monotonic() >= deadline:
+                now = utc_now()
+                blocking = [p for p in (pod_problem(pod, now, set()) for pod in self.pods(workload)) if p]
+                blocking.sort(key=lambda p: -p["score"])
+                health["blocking_pods"] = [
+                    {"name": p["name"], "reason": p["reason"], "restart_count": p["restart_count"],
+                     "last_termination_reasons": p["last_termination_reasons"],
+                     "scheduler_message": p["scheduler_message"]} for p in blocking[:10]]
+                pods_text = ", ".join(f"{p['name']} ({p['reason']}"
+                                      f"{', last ' + '/'.join(p['last_termination_reasons']) if p['last_termination_reasons'] else ''})"
+                                      for p in blocking[:5]) or "no unhealthy pod found"
+                why = health["stuck_reason"] or f"not complete after {timeout:g} s"
+                self.fail(f"rollout of {self.target} is stuck: {why}; {health['updated']}/{health['desired']} "
+                          f"updated, {health['available']}/{health['desired']} available; pods: {pods_text}. "
+                          "Inspect with k8s_triage_info or roll back with action=undo",
+                          status=health, changed=self.changed)
+            time.sleep(0.5)
+
+    changed = False
+
+    def revision_of(self, workload):
+        if self.kind == "Deployment":
+            value = (workload["metadata"].get("annotations") or {}).get(DEPLOYMENT_REVISION)
+            return int(value) if value and value.isdigit() else None
+        return current_revision(self.kind, workload, revisions(self.api, self.kind, workload))
+
+    # ------------------------------------------------------------------ restart
+    def restart(self, workload):
+        p = self.module.params
+        template = template_of(workload)
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        if p["restarted_after"]:
+            try:
+                threshold = threshold_of(p["restarted_after"])
+            except ValueError as exc:
+                self.fail(str(exc))
+            requested = parse_time(annotations.get(RESTARTED_AT)) if annotations.get(RESTARTED_AT) else None
+            if requested and requested >= threshold:
+                return None, f"a restart was already requested at {annotations[RESTARTED_AT]}, after {rfc3339(threshold)}"
+            pods = self.pods(workload)
+            starts = [parse_time((pod.get("status") or {}).get("startTime")) for pod in pods]
+            if pods and all(s and s >= threshold for s in starts):
+                return None, f"all {len(pods)} pods started after {rfc3339(threshold)}"
+        new_template = json.loads(json.dumps(template))
+        new_template.setdefault("metadata", {}).setdefault("annotations", {})[RESTARTED_AT] = rfc3339(utc_now())
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: new_template["metadata"]["annotations"][RESTARTED_AT]}}}}}
+        return (patch, "merge", template, new_template), "restarted"
+
+    # ------------------------------------------------------------------ undo
+    def undo(self, workload, history):
+        p = self.module.params
+        meta = workload["metadata"]
+        if self.kind == "Deployment" and (workload.get("spec") or {}).get("paused"):
+            self.fail(f"{self.target} is paused; resume it (kubectl rollout resume) before rolling back")
+        live = template_of(workload)
+        live_hash = template_hash(live)
+        try:
+            marker = json.loads((meta.get("annotations") or {}).get(ROLLBACK_MARKER) or "{}")
+        except ValueError:
+            marker = {}
+        already = marker.get("to_hash") == live_hash and marker.get("to_revision") == p["to_revision"]
+        current = current_revision(self.kind, workload, history)
+        if p["to_revision"] is not None:
+            target = next((r for r in history if r["revision"] == p["to_revision"]), None)
+            if target is None:
+                if already:
+                    return None, None, f"already rolled back to revision {p['to_revision']} (now revision {current})"
+                known = ", ".join(str(r["revision"]) for r in history) or "none"
+                self.fail(f"{self.target} has no revision {p['to_revision']}; known revisions: {known}",
+                          revisions=[{"revision": r["revision"], "name": r["name"]} for r in history])
+        else:
+            if already:
+                return None, None, (f"already rolled back from revision {marker.get('from_revision')} "
+                                    f"(now revision {current}); not toggling back")
+            earlier = [r for r in history if (current is None or r["revision"] < current)
+                       and template_hash(r["template"]) != live_hash]
+            if not earlier:
+                self.fail(f"{self.target} has no earlier revision with a different pod template to roll back to "
+                          f"(live revision {current}, known: {', '.join(str(r['revision']) for r in history) or 'none'})")
+            target = earlier[-1]
+        if template_hash(target["template"]) == live_hash:
+            return None, target, f"the live template already equals revision {target['revision']}"
+        new_template = normalized_template(target["template"])
+        new_template.setdefault("metadata", {})
+        for label_key in ("pod-template-hash", "controller-revision-hash"):
+            (new_template["metadata"].get("labels") or {}).pop(label_key, None)
+        marker_value = json.dumps({"to_hash": template_hash(new_template), "to_revision": p["to_revision"],
+                                   "from_revision": current, "from_hash": live_hash,
+                                   "at": rfc3339(utc_now())}, sort_keys=True)
+        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                 {"op": "replace", "path": "/spec/template", "value": new_template}]
+        if meta.get("annotations"):
+            patch.append({"op": "add", "path": "/metadata/annotations/" + ROLLBACK_MARKER.replace("~", "~0").replace("/", "~1"),
+                          "value": marker_value})
+        else:
+            patch.append({"op": "add", "path": "/metadata/annotations", "value": {ROLLBACK_MARKER: marker_value}})
+        return (patch, "json", live, new_template), target, f"rolled back to revision {target['revision']}"
+
+
+def main():
+    argument_spec = k8s_argument_spec()
+    argument_spec.update(
+        kind=dict(type="str", default="Deployment", choices=["Deployment", "StatefulSet", "DaemonSet"]),
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", default="default"),
+        action=dict(type="str", required=True, choices=["restart", "undo", "status"]),
+        restarted_after=dict(type="str"),
+        to_revision=dict(type="int"),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="float", default=300),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    if p["wait_timeout"] < 0:
+        module.fail_json(msg="wait_timeout must not be negative")
+    if p["to_revision"] is not None and p["action"] != "undo":
+        module.fail_json(msg="to_revision only applies to action=undo")
+    if p["restarted_after"] and p["action"] != "restart":
+        module.fail_json(msg="restarted_after only applies to action=restart")
+    api = connect(module)
+    rollout = Rollout(module, api)
+    workload = rollout.read()
+    result = {"changed": False, "actions": []}
+    before_revision = rollout.revision_of(workload)
+    result["previous_revision"] = before_revision
+    result["revision"] = before_revision
+    verb = f"rollout {p['action']}"
+
+    change, message = None, None
+    if p["action"] == "restart":
+        change, message = rollout.restart(workload)
+        if change is None:
+            message = f"no restart needed: {message}"
+    elif p["action"] == "undo":
+        try:
+            history = revisions(api, p["kind"], workload)
+        except K8sError as exc:
+            module.fail_json(msg=f"cannot read the revision history of {rollout.target}: {exc}")
+        result["revisions"] = [{"revision": r["revision"], "name": r["name"]} for r in history]
+        change, target, message = rollout.undo(workload, history)
+        result["rolled_back_to"] = target["revision"] if target else None
+    else:
+        message = "status"
+
+    if change is not None:
+        body, patch_type, before, after = change
+        result["changed"] = True
+        if module._diff:
+            result["diff"] = {"before_header": f"{rollout.target} pod template", "before": before,
+                              "after_header": f"{rollout.target} pod template", "after": after}
+        if module.check_mode:
+            result["actions"].append(action_record(verb, rollout.target, "check mode"))
+            if p["action"] == "undo" and before_revision is not None:
+                history_max = max([r["revision"] for r in history] or [before_revision])
+                result["revision"] = history_max + 1 if p["kind"] == "Deployment" else result["rolled_back_to"]
+            message = f"would have {message}"
+        else:
+            try:
+                workload = api.patch(rollout.path, body, patch_type)
+            except K8sError as exc:
+                if exc.status in (409, 422) and patch_type == "json":
+                    module.fail_json(msg=f"{rollout.target} changed while rolling back ({exc}); run again",
+                                     changed=False)
+                module.fail_json(msg=f"cannot {verb} {rollout.target}: {exc}", changed=False)
+            rollout.changed = True
+            workload = rollout.settle(workload)
+            result["revision"] = rollout.revision_of(workload)
+            result["actions"].append(action_record(verb, rollout.target, "done", revision=result["revision"],
+                                                   previous_revision=before_revision))
+    elif p["action"] != "status":
+        result["actions"].append(action_record(verb, rollout.target, "already done", detail=message))
+
+    if p["wait"] and not (module.check_mode and change is not None):
+        workload, health = rollout.wait(p["wait_timeout"])
+        result["revision"] = rollout.revision_of(workload)
+    else:
+        health = workload_health(p["kind"], workload)
+    result["status"] = health
+    if p["action"] == "status":
+        message = (f"rollout of {rollout.target} is {'complete' if health['complete'] else 'in progress'}: "
+                   f"{health['updated']}/{health['desired']} updated, {health['available']}/{health['desired']} available")
+        if health["stuck_reason"]:
+            message += f"; {health['stuck_reason']}"
+    result["message"] = message
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

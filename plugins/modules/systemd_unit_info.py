@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: systemd_unit_info
+short_description: State, restarts, memory and recent errors of systemd units
+version_added: 0.1.0
+description:
+  - Reads, for each unit asked about, what an on-call engineer looks at first when a service is
+    down (runbook steps C(systemctl status UNIT) and C(journalctl -u UNIT -n 100)) -
+    active state and sub-state, result of the last run, number of automatic restarts, exit
+    status of the main process, main PID, when it last became active, current and peak memory,
+    whether the last stop was an OOM kill, and the last journal lines at priority C(err) or worse.
+  - All units are read with one C(systemctl show) call; the journal is read once per unit.
+  - Also returns the units in dependency order (O(units) ordered by their C(After=) and
+    C(Requires=) among each other), the order in which to restart them.
+  - Read-only; never changes a unit.
+author:
+  - sre.runbooks maintainers
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  units:
+    description:
+      - Names of the units. A name without a suffix means C(.service).
+      - A unit that does not exist is reported with RV(units.exists=false), not as an error.
+    type: list
+    elements: str
+    required: true
+  journal_lines:
+    description:
+      - How many of the most recent journal entries to return per unit. V(0) skips the journal.
+    type: int
+    default: 20
+  journal_priority:
+    description:
+      - Return journal entries at this priority or more severe.
+    type: str
+    default: err
+    choices: [emerg, alert, crit, err, warning, notice, info, debug]
+  journal_since:
+    description:
+      - Only journal entries newer than this. A duration (V(90s), V(15m), V(1h)) counts back from
+        now; anything else is passed to C(journalctl --since) as it is (V(today),
+        V(2024-05-01 10:00:00)).
+    type: str
+    default: 1h
+notes:
+  - On a host with the hybrid or legacy cgroup layout (and in many containers) systemd does not
+    account memory per unit. RV(units.memory_current_bytes) is then the summed resident memory of
+    the unit's processes and RV(units.memory_peak_bytes) is null; RV(units.memory_source) says
+    which source was used.
+seealso:
+  - module: sre.runbooks.host_resources_info
+  - module: ansible.builtin.systemd_service
+requirements:
+  - systemd with C(systemctl) and C(journalctl) on the target
+"""
+
+EXAMPLES = r"""
+- name: Assess the application units
+  sre.runbooks.systemd_unit_info:
+    units: [postgresql@15-main, pgbouncer, nginx]
+    journal_lines: 50
+    journal_since: 30m
+  register: service_units
+
+- name: Show the units that are not running
+  ansible.builtin.debug:
+    msg: "{{ service_units.failed_units }}"
+
+- name: Stop when nginx crash-loops
+  ansible.builtin.assert:
+    that: not service_units.units['nginx.service'].restart_looping
+    fail_msg: "{{ service_units.units['nginx.service'].journal | map(attribute='message') | join('\n') }}"
+"""
+
+RETURN = r"""
+units:
+  description: One entry per unit asked about, keyed by the full unit name.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Full unit name.
+      type: str
+      sample: nginx.service
+    exists:
+      description: Whether systemd knows the unit (C(LoadState) is not C(not-found)).
+      type: bool
+    load_state:
+      description: C(LoadState), for example C(loaded), C(not-found), C(masked).
+      type: str
+    active_state:
+      description: C(ActiveState) - C(active), C(inactive), C(failed), C(activating), C(deactivating).
+      type: str
+      sample: failed
+    sub_state:
+      description: C(SubState), for example C(running), C(dead), C(failed), C(auto-restart).
+      type: str
+    result:
+      description: Result of the last run - C(success), C(exit-code), C(signal), C(core-dump),
+        C(timeout), C(oom-kill), C(start-limit-hit) ...
+      type: str
+      sample: exit-code
+    healthy:
+      description: Active and not waiting for an automatic restart.
+      type: bool
+    restart_looping:
+      description: The unit crashed and systemd is waiting to start it again (C(auto-restart)).
+      type: bool
+    n_restarts:
+      description: Automatic restarts since the unit was last started by hand (C(NRestarts)).
+      type: int
+    restart_policy:
+      description: The unit's C(Restart=) setting.
+      type: str
+    main_pid:
+      description: PID of the main process, null when none runs.
+      type: int
+    exec_main_code:
+      description: How the main process last ended - C(exited), C(killed), C(dumped); null if it
+        has not ended.
+      type: str
+    exec_main_status:
+      description: Exit status, or the signal number when RV(units.exec_main_code) is C(killed).
+      type: int
+    active_since:
+      description: When the unit last became active (ISO 8601 UTC), null if never.
+      type: str
+    main_started_at:
+      description: When the current or last main process started (ISO 8601 UTC).
+      type: str
+    inactive_since:
+      description: When the unit last became inactive or failed (ISO 8601 UTC).
+      type: str
+    state_changed_at:
+      description: Last change of the active state (ISO 8601 UTC).
+      type: str
+    memory_current_bytes:
+      description: Memory used now; see RV(units.memory_source).
+      type: int
+    memory_peak_bytes:
+      description: Highest memory use systemd or the cgroup recorded; null when not available.
+      type: int
+    memory_source:
+      description: C(systemd), C(cgroup) or C(process_rss) (sum of the processes' resident memory).
+      type: str
+    oom_killed:
+      description: The last stop was an OOM kill (C(Result=oom-kill), or the journal says so).
+      type: bool
+    after:
+      description: Units this unit is ordered after (C(After=)).
+      type: list
+      elements: str
+    requires:
+      description: Units this unit requires (C(Requires=) and C(BindsTo=)).
+      type: list
+      elements: str
+    journal:
+      description: The last O(journal_lines) entries at O(journal_priority) or worse since O(journal_since).
+      type: list
+      elements: dict
+      contains:
+        timestamp:
+          description: ISO 8601 UTC.
+          type: str
+        priority:
+          description: Syslog priority name.
+          type: str
+        identifier:
+          description: Syslog identifier or command name.
+          type: str
+        pid:
+          description: PID that logged the line.
+          type: int
+        message:
+          description: The log message.
+          type: str
+  sample:
+    nginx.service:
+      name: nginx.service
+      exists: true
+      active_state: failed
+      sub_state: failed
+      result: exit-code
+      healthy: false
+      restart_looping: false
+      n_restarts: 0
+      exec_main_code: exited
+      exec_main_status: 1
+      oom_killed: false
+      memory_current_bytes: 0
+      memory_source: process_rss
+      journal:
+        - timestamp: "2026-11-24T07:10:02.120Z"
+          priority: err
+          identifier: nginx
+          pid: 312
+          message: "nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)"
+failed_units:
+  description: Names of the units asked about that are not healthy (not active, or auto-restarting).
+  returned: always
+  type: list
+  elements: str
+  sample: [nginx.service]
+missing_units:
+  description: Names of the units asked about that systemd does not know.
+  returned: always
+  type: list
+  elements: str
+restart_order:
+  description: The units asked about, ordered so that each comes after the listed units it
+    depends on; ties keep the order given in O(units).
+  returned: always
+  type: list
+  elements: str
+  sample: [postgresql@15-main.service, pgbouncer.service, nginx.service]
+checked_at:
+  description: When the units were read (ISO 8601 UTC).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.runbooks.plugins.module_utils import _systemd
+from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_iso
+
+
+def _full_name(unit: str) -> str:
+    unit = unit.strip()
+    known_suffixes = (".service", ".socket", ".target", ".timer", ".mount", ".path", ".slice", ".scope", ".device", ".swap", ".automount")
+    return unit if unit.endswith(known_suffixes) else f"{unit}.service"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            units=dict(type="list", elements="str", required=True),
+            journal_lines=dict(type="int", default=20),
+            journal_priority=dict(type="str", default="err", choices=_systemd.JOURNAL_PRIORITIES),
+            journal_since=dict(type="str", default="1h"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    units = list(dict.fromkeys(_full_name(u) for u in params["units"] if u and u.strip()))
+    if not units:
+        module.fail_json(msg="units: give at least one unit name, for example [nginx, postgresql@15-main]")
+    if params["journal_lines"] < 0:
+        module.fail_json(msg="journal_lines must be 0 or more")
+    try:
+        since = _systemd.journal_since_arg(parse_duration(params["journal_since"], "journal_since"), None)
+    except ValueError:
+        since = _systemd.journal_since_arg(None, params["journal_since"])
+
+    systemctl = module.get_bin_path("systemctl", required=True)
+    journalctl = module.get_bin_path("journalctl", required=params["journal_lines"] > 0)
+    checked_at = utc_iso()
+    try:
+        blocks = _systemd.systemctl_show(module.run_command, systemctl, units)
+        states: dict[str, dict] = {}
+        for name, props in zip(units, blocks):
+            state = _systemd.unit_state(props)
+            state["name"] = name
+            state.update(_systemd.unit_memory(props))
+            state["journal"] = []
+            if state["exists"] and journalctl and params["journal_lines"] > 0:
+                state["journal"] = _systemd.journal_excerpt(module.run_command, journalctl, name,
+                                                            params["journal_priority"], since,
+                                                            params["journal_lines"])
+            if not state["oom_killed"] and not state["healthy"] and state["exec_main_code"] == "killed" and journalctl:
+                # systemd reports an OOM kill at warning level, below the usual excerpt.
+                recent = _systemd.journal_excerpt(module.run_command, journalctl, name, "warning", since, 50)
+                state["oom_killed"] = _systemd.oom_in_journal(recent)
+            states[name] = state
+    except _systemd.SystemdError as exc:
+        module.fail_json(msg=f"cannot read systemd units {', '.join(units)}: {exc}; is systemd running on this host?")
+
+    module.exit_json(
+        changed=False,
+        units=states,
+        failed_units=[n for n in units if states[n]["exists"] and not states[n]["healthy"]],
+        missing_units=[n for n in units if not states[n]["exists"]],
+        restart_order=_systemd.restart_order(units, states),
+        checked_at=checked_at,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""playbooks/outage/redis_unavailable.yml against the real lab: a healthy group is left alone,
+`--tags assess` and `--check` change nothing, a killed master is replaced and the run is idempotent,
+a Sentinel-managed group is failed over by its sentinels, full memory is only flushed when allowed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sre_testlib import REPO, run_playbook
+
+pytestmark = pytest.mark.slow
+
+PLAYBOOK = REPO / "playbooks" / "outage" / "redis_unavailable.yml"
+
+
+def task(report, suffix):
+    """Per-host results of the last task whose name ends with suffix (role tasks carry a prefix)."""
+    found = {}
+    for play in report.get("plays", []):
+        for entry in play.get("tasks", []):
+            if entry["task"]["name"].endswith(suffix):
+                found = entry["hosts"]
+    return found
+
+
+def record(report):
+    return task(report, "Record | structured result for the incident timeline")["lab-redis"]["ansible_facts"][
+        "redis_unavailable_result"]
+
+
+def play(lab, inventory, **kwargs):
+    rc, report, stderr = run_playbook(PLAYBOOK, inventory, **kwargs)
+    assert lab.password not in json.dumps(report) + stderr, "the password was printed"
+    return rc, report, stderr
+
+
+def test_healthy_group_is_left_alone(lab_nodes, tmp_path):
+    lab = lab_nodes
+    rc, report, stderr = play(lab, lab.inventory(tmp_path))
+    assert rc == 0, stderr or report
+    result = record(report)
+    assert result["outcome"] == "no action needed" and result["master"] == lab.nodes[0]
+    assert report["stats"]["lab-redis"]["changed"] == 0
+
+
+def test_killed_master_assess_check_act_verify_and_second_run(lab_nodes, tmp_path):
+    lab = lab_nodes
+    inv = lab.inventory(tmp_path)
+    lab.write(lab.ports[0], 300)
+    lab.kill(lab.ports[0])
+    before = lab.roles()
+
+    rc, report, stderr = play(lab, inv, tags="assess")
+    assert rc == 0, stderr or report
+    assessed = record(report)
+    assert assessed["outcome"] == "assessed only" and assessed["unreachable_before"] == [lab.nodes[0]]
+    assert report["stats"]["lab-redis"]["changed"] == 0
+    assert lab.roles() == before, "--tags assess changed the group"
+
+    rc, report, stderr = play(lab, inv, check=True)
+    assert rc == 0, stderr or report
+    assert record(report)["outcome"] == "check mode: would act"
+    assert record(report)["method"] == "promote"
+    assert lab.roles() == before, "--check changed the group"
+
+    rc, report, stderr = play(lab, inv)
+    assert rc == 0, stderr or report
+    healed = record(report)
+    assert healed["outcome"] == "healed" and healed["previous_master"] == lab.nodes[0], healed
+    new_master = healed["master"]
+    assert new_master in lab.nodes[1:] and healed["write_check"]["ok"] is True
+    assert [a["action"] for a in healed["actions"]] == ["promote", "replicaof"]
+    other = next(n for n in lab.nodes[1:] if n != new_master)
+    assert lab.roles() == {lab.nodes[0]: "down", new_master: "master", other: f"replica of {new_master}"}
+    assert lab.client(int(new_master.rsplit(":", 1)[1])).dbsize() == 300
+
+    rc, report, stderr = play(lab, inv)
+    assert rc == 0, stderr or report
+    assert report["stats"]["lab-redis"]["changed"] == 0, "second run changed something"
+    assert record(report)["actions"] == []
+
+
+def test_sentinel_managed_group_from_sentinels_only(lab, tmp_path):
+    inv = lab.inventory(tmp_path, sentinels_only=True)
+    lab.kill(lab.ports[0])
+    rc, report, stderr = play(lab, inv)
+    assert rc == 0, stderr or report
+    healed = record(report)
+    assert healed["method"] == "sentinel" and healed["master"] in lab.nodes[1:], healed
+    assert lab.sentinel_masters() == {healed["master"]}
+    rc, report, stderr = play(lab, inv)
+    assert rc == 0 and report["stats"]["lab-redis"]["changed"] == 0, stderr or report
+
+
+def fill_memory(lab):
+    master = lab.client(lab.ports[0])
+    used = int(master.info("memory")["used_memory"])
+    master.config_set("maxmemory-policy", "noeviction")
+    master.config_set("maxmemory", used + 512 * 1024)
+    with pytest.raises(Exception, match="OOM"):
+        for i in range(10000):
+            master.set(f"fill{i}", "x" * 1024)
+    return master
+
+
+def test_full_memory_is_reported_and_flushed_only_when_allowed(lab_nodes, tmp_path):
+    lab = lab_nodes
+    master = fill_memory(lab)
+    keys = master.dbsize()
+    rc, report, stderr = play(lab, lab.inventory(tmp_path))
+    assert rc == 0, stderr or report
+    result = record(report)
+    assert [m["address"] for m in result["memory_full"]] == [lab.nodes[0]] and result["flushed"] is False
+    assert master.dbsize() == keys, "flushed without redis_unavailable_allow_flush"
+
+    rc, report, stderr = play(lab, lab.inventory(tmp_path), extra_vars={"redis_unavailable_allow_flush": True})
+    assert rc == 0, stderr or report
+    assert record(report)["flushed"] is True and master.dbsize() == 0
+
+
+def test_kubernetes_restart_is_a_clear_placeholder(lab_nodes, tmp_path):
+    lab = lab_nodes
+    lab.kill(lab.ports[2])
+    rc, report, stderr = play(lab, lab.inventory(tmp_path, outage_platform="kubernetes"))
+    assert rc != 0
+    result = record(report)
+    assert result["outcome"] == "failed" and "statefulset" in result["error"].lower(), result

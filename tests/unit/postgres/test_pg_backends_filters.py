@@ -1,0 +1,144 @@
+"""Unit tests for pg_backends.build_filters: module options -> the selection SQL's parameters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.sre.runbooks.plugins.modules import pg_backends
+from ansible_collections.sre.runbooks.plugins.modules.pg_backends import STATES, build_filters
+
+SQL_PARAMETERS = {"states", "min_age", "min_age_by_state", "databases", "users", "applications",
+                  "exclude_applications", "client_addrs", "include_superusers", "blocking_only"}
+
+
+def params(**overrides):
+    """The module's params as AnsibleModule hands them over: every option present, defaults filled."""
+    base = dict(
+        state="terminated", backend_states=["idle"], min_state_age="5m", min_state_age_by_state=None,
+        databases=None, users=None, applications=None, exclude_applications=None, client_addrs=None,
+        blocking_only=False, include_superusers=False, max_terminate=100, cap_mode="fail", wait_timeout=5.0,
+    )
+    base.update(overrides)
+    return base
+
+
+def test_defaults_map_to_the_runbook_filter():
+    filters = build_filters(params())
+    assert set(filters) == SQL_PARAMETERS
+    assert filters["states"] == ["idle"]
+    assert filters["min_age"] == 300.0
+    assert json.loads(filters["min_age_by_state"]) == {}
+    for name in ("databases", "users", "applications", "exclude_applications", "client_addrs"):
+        assert filters[name] is None, name  # NULL in SQL: the filter is off
+    assert filters["include_superusers"] is False
+    assert filters["blocking_only"] is False
+
+
+def test_every_sql_placeholder_has_a_parameter():
+    import re
+
+    from ansible_collections.sre.runbooks.plugins.module_utils import _postgres
+
+    placeholders = set(re.findall(r"%\((\w+)\)s", _postgres.SELECT_BACKENDS_SQL))
+    assert placeholders == SQL_PARAMETERS
+    signal_sql = _postgres.SIGNAL_BACKENDS_SQL.format(function="pg_cancel_backend",
+                                                      predicates=_postgres._MATCH_PREDICATES)
+    assert set(re.findall(r"%\((\w+)\)s", signal_sql)) == SQL_PARAMETERS | {"pids"}
+
+
+@pytest.mark.parametrize("name", ["databases", "users", "applications", "exclude_applications", "client_addrs"])
+def test_list_filters_pass_through(name):
+    assert build_filters(params(**{name: ["a", "b"]}))[name] == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", [[], [""], [None, ""]])
+@pytest.mark.parametrize("name", ["databases", "users", "applications", "exclude_applications", "client_addrs"])
+def test_empty_list_filters_mean_no_filter(name, value):
+    # `databases: "{{ db_exhaustion_databases or omit }}"`-style inputs: empty must not match nothing.
+    assert build_filters(params(**{name: value}))[name] is None
+
+
+def test_blank_entries_are_dropped_from_list_filters():
+    assert build_filters(params(users=["app", "", None, "report"]))["users"] == ["app", "report"]
+
+
+def test_states_are_passed_in_order_and_as_a_new_list():
+    states = ["idle in transaction", "idle"]
+    filters = build_filters(params(backend_states=states))
+    assert filters["states"] == states
+    filters["states"].append("active")
+    assert states == ["idle in transaction", "idle"]
+
+
+@pytest.mark.parametrize("age, seconds", [("0", 0.0), (0, 0.0), ("90s", 90.0), ("2m", 120.0), ("1.5", 1.5)])
+def test_min_state_age_is_parsed_to_seconds(age, seconds):
+    assert build_filters(params(min_state_age=age))["min_age"] == seconds
+
+
+def test_min_state_age_by_state_becomes_json_seconds_per_state():
+    filters = build_filters(params(
+        backend_states=["idle", "idle in transaction"],
+        min_state_age_by_state={"idle in transaction": "2m", "idle in transaction (aborted)": 30}))
+    assert json.loads(filters["min_age_by_state"]) == {"idle in transaction": 120.0,
+                                                       "idle in transaction (aborted)": 30.0}
+
+
+def test_every_documented_state_is_accepted_in_min_state_age_by_state():
+    filters = build_filters(params(min_state_age_by_state={state: "1s" for state in STATES}))
+    assert set(json.loads(filters["min_age_by_state"])) == set(STATES)
+
+
+def test_states_match_pg_stat_activity_vocabulary():
+    assert set(STATES) == {"active", "idle", "idle in transaction", "idle in transaction (aborted)",
+                           "fastpath function call", "disabled"}
+
+
+@pytest.mark.parametrize("age", ["soon", "-5m", "-1", "", "5 minutes"])
+def test_bad_min_state_age_names_the_option(age):
+    with pytest.raises(ValueError, match=r"^min_state_age: "):
+        build_filters(params(min_state_age=age))
+
+
+def test_unknown_state_in_min_state_age_by_state_names_the_option_and_the_choices():
+    with pytest.raises(ValueError) as err:
+        build_filters(params(min_state_age_by_state={"sleeping": "5m"}))
+    message = str(err.value)
+    assert message.startswith("min_state_age_by_state: unknown state 'sleeping'")
+    assert "idle in transaction" in message
+
+
+@pytest.mark.parametrize("age", ["-1", "later"])
+def test_bad_age_in_min_state_age_by_state_names_the_state(age):
+    with pytest.raises(ValueError, match=r"^min_state_age_by_state\[idle\]: "):
+        build_filters(params(min_state_age_by_state={"idle": age}))
+
+
+@pytest.mark.parametrize("flag", ["include_superusers", "blocking_only"])
+def test_boolean_flags_are_real_booleans(flag):
+    assert build_filters(params(**{flag: True}))[flag] is True
+    assert build_filters(params(**{flag: 1}))[flag] is True
+    assert build_filters(params(**{flag: 0}))[flag] is False
+
+
+def test_module_defaults_are_the_safe_guardrails():
+    """The argument spec the module builds: defaults a 3 a.m. operator can rely on."""
+    import ast
+    import inspect
+
+    source = inspect.getsource(pg_backends.main)
+    tree = ast.parse(source)
+    spec = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and isinstance(node.value, ast.Call) and \
+                getattr(node.value.func, "id", None) == "dict":
+            spec[node.arg] = {kw.arg: ast.literal_eval(kw.value) for kw in node.value.keywords
+                              if isinstance(kw.value, (ast.Constant, ast.List))}
+    assert spec["include_superusers"]["default"] is False
+    assert spec["blocking_only"]["default"] is False
+    assert spec["max_terminate"]["default"] == 100
+    assert spec["cap_mode"]["default"] == "fail"
+    assert spec["state"]["default"] == "terminated"
+    assert spec["backend_states"]["default"] == ["idle"]
+    assert spec["min_state_age"]["default"] == "5m"
