@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: k8s_triage_info vs the runbook's kubectl-per-pod triage, on 500 pods (50 crash-looping).
 
     .venv/bin/python benchmarks/k8s_triage.py [--pods 500] [--crashing 50] [--runs 3]
@@ -74,7 +73,7 @@ def populate(pods: int, crashing: int) -> None:
 
 def time_module(runs: int) -> tuple[list[float], dict]:
     times, result = [], {}
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.monotonic()
         result = sre_testlib.run_module("k8s_triage_info", {"kubeconfig": kubeconfig(), "namespace": NAMESPACE,
                                                             "previous_logs": 10})

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A simulated kubelet for the sre.runbooks lab control plane (lab/k8s).
 
 The lab runs the real kube-apiserver, controller-manager and scheduler, but no container
@@ -245,14 +244,15 @@ class Simulator:
                 except ValueError:
                     code = 137 if oom else 1
                 previous = (old.get("lastState") or {}).get("terminated") or {}
-                cstatus.update(ready=False, started=False, restartCount=restarts, state={"waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off 5m0s restarting failed container={name} pod={meta['name']}_"
-                               f"{meta['namespace']}({meta['uid']})"}},
-                    lastState={"terminated": {
-                        "exitCode": code, "reason": "OOMKilled" if oom else "Error",
-                        "startedAt": previous.get("startedAt") or ago(40), "finishedAt": previous.get("finishedAt") or ago(30),
-                        "containerID": cstatus["containerID"]}})
+                waiting = {"reason": "CrashLoopBackOff",
+                           "message": f"back-off 5m0s restarting failed container={name} pod={meta['name']}_"
+                                      f"{meta['namespace']}({meta['uid']})"}
+                terminated = {"exitCode": code, "reason": "OOMKilled" if oom else "Error",
+                              "startedAt": previous.get("startedAt") or ago(40),
+                              "finishedAt": previous.get("finishedAt") or ago(30),
+                              "containerID": cstatus["containerID"]}
+                cstatus.update(ready=False, started=False, restartCount=restarts, state={"waiting": waiting},
+                               lastState={"terminated": terminated})
                 all_ready = False
             elif faulted and fault == "imagepull":
                 cstatus.update(ready=False, started=False, restartCount=0, state={"waiting": {
@@ -359,7 +359,7 @@ class Simulator:
 
     def report_fault(self, pod: dict[str, t.Any], status: dict[str, t.Any]) -> None:
         meta = pod["metadata"]
-        fault, _ = self.fault_of(pod)
+        fault = self.fault_of(pod)[0]
         if not fault or self.events_sent.get(meta["uid"]) == fault:
             return
         self.events_sent[meta["uid"]] = fault
@@ -622,7 +622,7 @@ def main() -> int:
     if args.command == "check":
         return check(args)
     simulator = Simulator(args)
-    signal.signal(signal.SIGTERM, lambda *_: simulator.stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_args: simulator.stopping.set())
     simulator.run()
     os._exit(0)  # daemon threads hold open watches; do not wait for them
 

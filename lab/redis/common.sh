@@ -1,5 +1,6 @@
 # Shared by lab/redis/{up,down,status,reset}: the topology, read from the lab inventory.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # shellcheck source=../lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 

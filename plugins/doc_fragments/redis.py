@@ -36,8 +36,8 @@ options:
 requirements:
   - redis (Python library) >= 4.0 on the host that runs the module
 notes:
-  - The module connects from the host it runs on (usually the controller, with
-    C(delegate_to: localhost)) to each Redis node over the network.
+  - The module connects from the host it runs on to each Redis node over the network; run it
+    on the controller with C(delegate_to=localhost) unless the nodes are only reachable locally.
 """
 
     # One node: modules that look at a single node.

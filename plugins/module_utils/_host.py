@@ -108,9 +108,33 @@ def disk_usage(mount: dict[str, str]) -> dict[str, t.Any] | None:
     )
 
 
-def largest_dirs(run: t.Callable[..., tuple[int, str, str]], du: str, path: str, count: int) -> dict[str, t.Any]:
-    """The `count` biggest entries directly under `path` (du -x: this filesystem only)."""
-    rc, out, err = run([du, "-x", "-B1", "--max-depth=1", "--", path])
+def mount_of(path: str, mounts_path: str = "/proc/self/mounts") -> dict[str, str] | None:
+    """The mount a path lives on (the longest mount point that contains it), pseudo or not."""
+    best = None
+    real = os.path.realpath(path)
+    with open(mounts_path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            point = _unescape_mount(fields[1])
+            if real == point or real.startswith(point.rstrip("/") + "/"):
+                if best is None or len(point) >= len(best["mount"]):
+                    best = {"mount": point, "device": _unescape_mount(fields[0]), "fstype": fields[2]}
+    return best
+
+
+def largest_dirs(run: t.Callable[..., tuple[int, str, str]], du: str, path: str, count: int,
+                 one_filesystem: bool = True) -> dict[str, t.Any]:
+    """The `count` biggest entries directly under `path`.
+
+    `du -x` keeps to one filesystem, except on overlayfs (containers): there files of the lower
+    layers report the lower filesystem's device, and -x would silently leave them out.
+    """
+    cmd = [du, "-B1", "--max-depth=1", "--", path]
+    if one_filesystem:
+        cmd.insert(1, "-x")
+    rc, out, err = run(cmd)
     entries = []
     for line in out.splitlines():
         size, _sep, name = line.partition("\t")

@@ -38,6 +38,7 @@ except ImportError:
 
 DEFAULT_PORT = 6379
 
+
 def redis_argument_spec(node: bool = False, sentinel: bool = False) -> dict[str, t.Any]:
     """Options every Redis module takes (doc fragment sre.runbooks.redis), plus one node
     (sre.runbooks.redis.node) and/or a Sentinel topology (sre.runbooks.redis.sentinel)."""

@@ -9,10 +9,15 @@ unit-tested without a systemd.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
 import os
+import socket
+import time
 import typing as t
+import urllib.error
+import urllib.request
 
 # One `systemctl show` call returns these for every unit asked about.
 SHOW_PROPERTIES = (
@@ -151,7 +156,16 @@ def _words(value: str | None) -> list[str]:
     return value.split() if value else []
 
 
-def unit_state(props: dict[str, str]) -> dict[str, t.Any]:
+def _epoch(value: str | None) -> int | None:
+    if value and value.startswith("@"):
+        try:
+            return int(value[1:]) or None
+        except ValueError:
+            return None
+    return None
+
+
+def unit_state(props: dict[str, str], now: float | None = None) -> dict[str, t.Any]:
     """The facts about one unit that the service-down runbook reads (no memory, no journal)."""
     code = _int(props.get("ExecMainCode")) or 0
     main_pid = _int(props.get("MainPID")) or 0
@@ -179,6 +193,10 @@ def unit_state(props: dict[str, str]) -> dict[str, t.Any]:
         "requires": sorted(set(_words(props.get("Requires")) + _words(props.get("BindsTo")))),
         "oom_killed": result == "oom-kill",
     }
+    entered = _epoch(props.get("ActiveEnterTimestamp"))
+    state["active_for_seconds"] = (
+        max(int((now if now is not None else time.time()) - entered), 0)
+        if entered and state["active_state"] == "active" else None)
     # "activating (auto-restart)": systemd is about to start the unit again after a crash.
     state["restart_looping"] = state["sub_state"] == "auto-restart"
     state["healthy"] = state["active_state"] == "active" and state["sub_state"] not in ("auto-restart",)
@@ -265,14 +283,68 @@ def journal_excerpt(run: t.Callable[..., tuple[int, str, str]], journalctl: str,
     """The last `lines` journal entries of `unit` at `priority` or worse since `since`."""
     if lines <= 0:
         return []
-    cmd = [journalctl, "--no-pager", "--quiet", "-o", "json", "-u", unit, "-p", priority, "-n", str(lines)]
+    # Newest first (-r): with --since, -n would otherwise keep the oldest entries after it.
+    cmd = [journalctl, "--no-pager", "--quiet", "-r", "-o", "json", "-u", unit, "-p", priority, "-n", str(lines)]
     if since:
         cmd.append(f"--since={since}")
     rc, out, err = run(cmd)
     if rc != 0:
         raise SystemdError(f"'{' '.join(cmd)}' failed (rc={rc}): {err.strip() or out.strip()}")
-    return parse_journal_json(out, lines)
+    return list(reversed(parse_journal_json(out, lines)))
 
 
 def oom_in_journal(entries: list[dict[str, t.Any]]) -> bool:
     return any(any(marker in (e.get("message") or "").lower() for marker in _OOM_MARKERS) for e in entries)
+
+
+# --- health probes: does the unit serve, seen from this host? ------------------------------
+
+def probe_tcp(host: str, port: int, timeout: float) -> dict[str, t.Any]:
+    """Connect and close. Proves the port accepts connections, which the kernel does even for
+    a hung (stopped) process: an HTTP probe proves more."""
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        return {"ok": False, "status": None, "error": str(exc) or type(exc).__name__,
+                "seconds": round(time.monotonic() - started, 3)}
+    return {"ok": True, "status": None, "error": None, "seconds": round(time.monotonic() - started, 3)}
+
+
+def probe_http(url: str, expected_status: int, timeout: float) -> dict[str, t.Any]:
+    """GET the URL (no proxy: a local health check must not leave the host) and compare the status."""
+    started = time.monotonic()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    status = None
+    error = None
+    try:
+        with opener.open(urllib.request.Request(url, headers={"User-Agent": "sre.runbooks-probe"}),
+                         timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        error = str(reason) or type(exc).__name__
+    ok = status == expected_status
+    if status is not None and not ok:
+        error = f"HTTP {status}, expected {expected_status}"
+    return {"ok": ok, "status": status, "error": error, "seconds": round(time.monotonic() - started, 3)}
+
+
+def run_probes(probes: list[dict[str, t.Any]], timeout: float) -> dict[str, dict[str, t.Any]]:
+    """All probes at once (threads), so a run takes as long as the slowest probe, not the sum."""
+    def one(probe: dict[str, t.Any]) -> dict[str, t.Any]:
+        if probe.get("http_url"):
+            result = probe_http(probe["http_url"], int(probe.get("http_status") or 200), timeout)
+            return dict(result, type="http", target=probe["http_url"])
+        host = probe.get("tcp_host") or "127.0.0.1"
+        result = probe_tcp(host, int(probe["tcp_port"]), timeout)
+        return dict(result, type="tcp", target=f"{host}:{probe['tcp_port']}")
+
+    if not probes:
+        return {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(probes), 16)) as pool:
+        results = list(pool.map(one, probes))
+    return {probe["unit"]: result for probe, result in zip(probes, results)}

@@ -16,15 +16,17 @@ description:
     average; the top processes by resident memory and by CPU; kernel OOM kills.
   - Read-only.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 attributes:
   check_mode:
     support: full
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   idempotent:
     support: full
+    description: Reads only.
 options:
   mounts:
     description:
@@ -33,8 +35,9 @@ options:
     elements: path
   largest_dirs_under:
     description:
-      - For each of these directories, also return its largest entries (C(du -x --max-depth=1)),
-        the next step when a disk fills up. Walking a big tree takes time; name the paths you need.
+      - For each of these directories, also return its largest entries (C(du -x --max-depth=1);
+        without C(-x) on overlayfs, whose lower-layer files report another device), the next
+        step when a disk fills up. Walking a big tree takes time; name the paths you need.
     type: list
     elements: path
     default: []
@@ -140,7 +143,7 @@ largest_dirs:
       type: list
       elements: dict
     complete: {description: False when C(du) could not read part of the tree., type: bool}
-    error: {description: The last error C(du) printed, if any., type: str}
+    error: {description: "The last error C(du) printed, null without errors.", type: str}
 load:
   description: Load average, CPUs and uptime.
   returned: always
@@ -151,7 +154,7 @@ load:
     load_15m: {description: Fifteen-minute load average., type: float}
     cpus: {description: Online CPUs., type: int}
     load_1m_per_cpu: {description: C(load_1m) divided by C(cpus)., type: float}
-    uptime_seconds: {description: Seconds since boot (of the container, inside one)., type: float}
+    uptime_seconds: {description: "Seconds since boot; inside a container, since the container started.", type: float}
 processes:
   description: The top O(top_processes) processes by resident memory and by CPU.
   returned: always
@@ -191,6 +194,8 @@ checked_at:
   returned: always
   type: str
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -240,8 +245,12 @@ def main() -> None:
     largest = []
     if params["largest_dirs_under"]:
         du = module.get_bin_path("du", required=True)
-        largest = [_host.largest_dirs(module.run_command, du, path, params["largest_dirs_count"])
-                   for path in params["largest_dirs_under"]]
+        for path in params["largest_dirs_under"]:
+            if not os.path.isdir(path):
+                module.fail_json(msg=f"largest_dirs_under: {path} is not a directory on this host")
+            mount = _host.mount_of(path)
+            largest.append(_host.largest_dirs(module.run_command, du, path, params["largest_dirs_count"],
+                                              one_filesystem=(mount or {}).get("fstype") != "overlay"))
 
     processes = {"by_rss": [], "by_cpu": [], "process_count": None}
     if params["top_processes"]:

@@ -19,7 +19,7 @@ description:
     C(kubectl get secret -o yaml | base64 -d).
   - Read-only. One list call for Secrets and one for ConfigMaps, whatever the number of workloads.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.k8s
 attributes:
@@ -28,6 +28,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only; there is nothing to diff.
   idempotent:
     support: full
     description: Changes nothing, ever.
@@ -101,7 +102,7 @@ references:
     container: {description: Container name (null for volumes)., type: str}
     kind: {description: Secret or ConfigMap., type: str}
     name: {description: Name of the Secret or ConfigMap., type: str}
-    key: {description: The key referenced; null when the whole object is used (envFrom, volume without items)., type: str}
+    key: {description: "The key referenced; null when the whole object is used (envFrom, volume without items).", type: str}
     via: {description: "How it is used: V(env NAME), V(envFrom) or V(volume NAME).", type: str}
     optional: {description: Whether the reference is marked optional., type: bool}
     exists: {description: Whether the Secret or ConfigMap exists., type: bool}
@@ -109,8 +110,8 @@ references:
     length: {description: Length in bytes of the referenced value (secrets and config maps)., type: int}
     empty: {description: Whether the referenced value is empty., type: bool}
     sha256_prefix: {description: First 8 hex digits of the secret value's SHA-256 (never the value)., type: str}
-    keys: {description: For whole-object references, the key names present (never values)., type: list, elements: str}
-    description: {description: The reference in one line, for messages., type: str}
+    keys: {description: "For whole-object references, the key names present (never values).", type: list, elements: str}
+    description: {description: "The reference in one line, for messages.", type: str}
 missing:
   description: The required references that do not resolve (same fields as RV(references)).
   returned: always

@@ -18,7 +18,7 @@ description:
     changes nothing, naming the option to override. Containers without a memory limit are
     left alone and reported.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.k8s
 attributes:

@@ -24,7 +24,7 @@ description:
     observedGeneration, C(ProgressDeadlineExceeded)); with O(wait=true) it blocks up to
     O(wait_timeout) and fails with the reason the rollout is stuck, naming the pods that hold it.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.k8s
 attributes:
@@ -154,6 +154,11 @@ status:
       description: When a wait timed out, the unhealthy pods holding the rollout (name, reason, restarts).
       type: list
       elements: dict
+replicaset:
+  description: For a Deployment, the ReplicaSet that runs the live pod template (its newest rollout).
+  returned: when O(kind=Deployment)
+  type: str
+  sample: api-gateway-5f887798c5
 revisions:
   description: The revision history known to the module, oldest first (revision, name).
   returned: when O(action=undo)
@@ -168,7 +173,7 @@ actions:
     timestamp: {description: UTC time (ISO 8601)., type: str}
     action: {description: V(rollout restart) or V(rollout undo)., type: str}
     target: {description: Kind/namespace/name., type: str}
-    result: {description: V(done), V(check mode) or V(already done)., type: str}
+    result: {description: "V(done), V(check mode) or V(already done).", type: str}
 diff:
   description: The pod template before and after.
   returned: when diff mode is on and something would change
@@ -439,6 +444,13 @@ def main():
     else:
         health = workload_health(p["kind"], workload)
     result["status"] = health
+    if p["kind"] == "Deployment":
+        try:
+            live = template_hash(template_of(workload))
+            result["replicaset"] = next((r["name"] for r in revisions(api, "Deployment", workload)
+                                         if template_hash(r["template"]) == live), None)
+        except K8sError:
+            result["replicaset"] = None
     if p["action"] == "status":
         message = (f"rollout of {rollout.target} is {'complete' if health['complete'] else 'in progress'}: "
                    f"{health['updated']}/{health['desired']} updated, {health['available']}/{health['desired']} available")

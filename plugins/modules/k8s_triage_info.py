@@ -19,7 +19,7 @@ description:
   - One list call per kind, never one per pod, so it stays fast on namespaces with hundreds
     of pods. Only the optional log tails cost one request per pod.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.k8s
 attributes:
@@ -28,6 +28,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only; there is nothing to diff.
   idempotent:
     support: full
     description: Changes nothing, ever.
@@ -116,9 +117,9 @@ summary:
     oom_killed: {description: Pods whose last container termination was OOMKilled., type: int}
     image_pull: {description: Pods that cannot pull an image., type: int}
     pending: {description: Pods in phase Pending., type: int}
-    workloads_degraded: {description: Deployments, StatefulSets and DaemonSets below desired., type: int}
+    workloads_degraded: {description: "Deployments, StatefulSets and DaemonSets below desired.", type: int}
     nodes_not_ready: {description: Nodes whose Ready condition is not True., type: int}
-    nodes_under_pressure: {description: Nodes with memory, disk or PID pressure., type: int}
+    nodes_under_pressure: {description: "Nodes with memory, disk or PID pressure.", type: int}
     services_without_endpoints: {description: Services with a selector and no ready endpoint., type: int}
     warning_events: {description: Warning events within O(event_window)., type: int}
     by_reason: {description: Unhealthy pods per primary reason., type: dict}
@@ -132,14 +133,17 @@ unhealthy_pods:
     namespace: {description: Namespace., type: str}
     name: {description: Pod name., type: str}
     phase: {description: Pod phase., type: str}
-    reason: {description: The most severe reason, for example V(CrashLoopBackOff)., type: str}
+    reason: {description: "The most severe reason, for example V(CrashLoopBackOff).", type: str}
     reasons: {description: Every reason found., type: list, elements: str}
     node: {description: Node the pod is bound to., type: str}
     owner: {description: "Owning workload: kind, name (a ReplicaSet is resolved to its Deployment).", type: dict}
     restart_count: {description: Restarts summed over containers., type: int}
     oom_killed: {description: Whether a container's last termination was OOMKilled., type: bool}
     last_termination_reasons: {description: Distinct last termination reasons., type: list, elements: str}
-    containers: {description: "Per container: name, ready, state, reason, restart_count, last_termination (reason, exit_code, finished_at).", type: list, elements: dict}
+    containers:
+      description: "Per container: name, ready, state, reason, restart_count, last_termination (reason, exit_code, finished_at)."
+      type: list
+      elements: dict
     memory: {description: Memory limit and request per container., type: dict}
     scheduler_message: {description: Why the scheduler could not place a Pending pod., type: str}
     previous_log: {description: Tail of the previous container's log (only for the worst O(previous_logs) pods)., type: str}
@@ -149,7 +153,7 @@ workloads:
   type: list
   elements: dict
   contains:
-    kind: {description: Deployment, StatefulSet or DaemonSet., type: str}
+    kind: {description: "Deployment, StatefulSet or DaemonSet.", type: str}
     name: {description: Name., type: str}
     desired: {description: Desired replicas., type: int}
     ready: {description: Ready replicas., type: int}

@@ -30,7 +30,7 @@ description:
     Wrong credentials, an unknown O(target), a node that replicates a master outside the group, or
     an empty group fail before anything is changed.
 author:
-  - sre.runbooks maintainers
+  - sre.runbooks maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.redis
   - sre.runbooks.redis.sentinel

@@ -21,7 +21,7 @@ description:
     O(master_name) fail, because nothing later can work with them.
   - Read-only, except the optional O(write_check).
 author:
-  - sre.runbooks maintainers
+  - sre.runbooks maintainers (@sre-runbooks)
 extends_documentation_fragment:
   - sre.runbooks.redis
   - sre.runbooks.redis.node
@@ -32,6 +32,7 @@ attributes:
     description: Reads the same data; O(write_check) is skipped in check mode.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
   idempotent:
     support: full
     description: Never changes the node; the write check deletes its own key.

@@ -15,19 +15,23 @@ description:
     status of the main process, main PID, when it last became active, current and peak memory,
     whether the last stop was an OOM kill, and the last journal lines at priority C(err) or worse.
   - All units are read with one C(systemctl show) call; the journal is read once per unit.
+  - Optionally probes each unit from the host itself - a TCP connect or an HTTP GET - so one
+    call says both what systemd thinks and whether the service answers. Probes run in parallel.
   - Also returns the units in dependency order (O(units) ordered by their C(After=) and
     C(Requires=) among each other), the order in which to restart them.
   - Read-only; never changes a unit.
 author:
-  - sre.runbooks maintainers
+  - SRE Runbooks Maintainers (@sre-runbooks)
 attributes:
   check_mode:
     support: full
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to diff.
   idempotent:
     support: full
+    description: Reads only.
 options:
   units:
     description:
@@ -54,6 +58,38 @@ options:
         V(2024-05-01 10:00:00)).
     type: str
     default: 1h
+  probes:
+    description:
+      - Health probes, run on the target host, at most one per unit. Units named here are read
+        even when missing from O(units).
+      - A TCP probe only proves that the port accepts connections (the kernel accepts them even
+        for a hung process); an HTTP probe proves the service answers.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      unit:
+        description: The unit the probe belongs to.
+        type: str
+        required: true
+      tcp_port:
+        description: Connect to this port. Mutually exclusive with O(probes[].http_url).
+        type: int
+      tcp_host:
+        description: Address to connect to for O(probes[].tcp_port).
+        type: str
+        default: 127.0.0.1
+      http_url:
+        description: GET this URL (no proxy) and compare the status with O(probes[].http_status).
+        type: str
+      http_status:
+        description: The HTTP status that means healthy.
+        type: int
+        default: 200
+  probe_timeout:
+    description: Seconds each probe may take.
+    type: float
+    default: 2
 notes:
   - On a host with the hybrid or legacy cgroup layout (and in many containers) systemd does not
     account memory per unit. RV(units.memory_current_bytes) is then the summed resident memory of
@@ -72,6 +108,9 @@ EXAMPLES = r"""
     units: [postgresql@15-main, pgbouncer, nginx]
     journal_lines: 50
     journal_since: 30m
+    probes:
+      - {unit: postgresql@15-main, tcp_port: 5432}
+      - {unit: nginx, http_url: "http://127.0.0.1/healthz"}
   register: service_units
 
 - name: Show the units that are not running
@@ -137,6 +176,10 @@ units:
     active_since:
       description: When the unit last became active (ISO 8601 UTC), null if never.
       type: str
+    active_for_seconds:
+      description: Seconds since the unit became active, null when it is not active. A unit that
+        restarts again and again is never active for long.
+      type: int
     main_started_at:
       description: When the current or last main process started (ISO 8601 UTC).
       type: str
@@ -166,6 +209,28 @@ units:
       description: Units this unit requires (C(Requires=) and C(BindsTo=)).
       type: list
       elements: str
+    probe:
+      description: Result of the unit's probe from O(probes); null when it has none.
+      type: dict
+      contains:
+        type:
+          description: C(tcp) or C(http).
+          type: str
+        target:
+          description: C(host:port) or the URL.
+          type: str
+        ok:
+          description: The port accepted a connection, or the URL answered with the expected status.
+          type: bool
+        status:
+          description: HTTP status received (null for TCP, or when nothing answered).
+          type: int
+        error:
+          description: Why the probe failed; null when it passed.
+          type: str
+        seconds:
+          description: How long the probe took.
+          type: float
     journal:
       description: The last O(journal_lines) entries at O(journal_priority) or worse since O(journal_since).
       type: list
@@ -213,6 +278,12 @@ failed_units:
   type: list
   elements: str
   sample: [nginx.service]
+probe_failed_units:
+  description: Names of the units whose probe failed, whatever systemd says about them.
+  returned: always
+  type: list
+  elements: str
+  sample: [nginx.service]
 missing_units:
   description: Names of the units asked about that systemd does not know.
   returned: always
@@ -250,11 +321,24 @@ def main() -> None:
             journal_lines=dict(type="int", default=20),
             journal_priority=dict(type="str", default="err", choices=_systemd.JOURNAL_PRIORITIES),
             journal_since=dict(type="str", default="1h"),
+            probes=dict(type="list", elements="dict", default=[], options=dict(
+                unit=dict(type="str", required=True),
+                tcp_port=dict(type="int"),
+                tcp_host=dict(type="str", default="127.0.0.1"),
+                http_url=dict(type="str"),
+                http_status=dict(type="int", default=200),
+            ), mutually_exclusive=[("tcp_port", "http_url")], required_one_of=[("tcp_port", "http_url")]),
+            probe_timeout=dict(type="float", default=2.0),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    units = list(dict.fromkeys(_full_name(u) for u in params["units"] if u and u.strip()))
+    probes = [dict(p, unit=_full_name(p["unit"])) for p in params["probes"]]
+    units = list(dict.fromkeys([_full_name(u) for u in params["units"] if u and u.strip()] + [p["unit"] for p in probes]))
+    if len({p["unit"] for p in probes}) != len(probes):
+        module.fail_json(msg="probes: at most one probe per unit")
+    if params["probe_timeout"] <= 0:
+        module.fail_json(msg="probe_timeout must be more than 0 seconds")
     if not units:
         module.fail_json(msg="units: give at least one unit name, for example [nginx, postgresql@15-main]")
     if params["journal_lines"] < 0:
@@ -267,6 +351,8 @@ def main() -> None:
     systemctl = module.get_bin_path("systemctl", required=True)
     journalctl = module.get_bin_path("journalctl", required=params["journal_lines"] > 0)
     checked_at = utc_iso()
+    # Probes first and in parallel with nothing else: they are what a client sees right now.
+    probe_results = _systemd.run_probes(probes, params["probe_timeout"])
     try:
         blocks = _systemd.systemctl_show(module.run_command, systemctl, units)
         states: dict[str, dict] = {}
@@ -274,6 +360,7 @@ def main() -> None:
             state = _systemd.unit_state(props)
             state["name"] = name
             state.update(_systemd.unit_memory(props))
+            state["probe"] = probe_results.get(name)
             state["journal"] = []
             if state["exists"] and journalctl and params["journal_lines"] > 0:
                 state["journal"] = _systemd.journal_excerpt(module.run_command, journalctl, name,
@@ -292,6 +379,7 @@ def main() -> None:
         units=states,
         failed_units=[n for n in units if states[n]["exists"] and not states[n]["healthy"]],
         missing_units=[n for n in units if not states[n]["exists"]],
+        probe_failed_units=[n for n in units if states[n]["probe"] is not None and not states[n]["probe"]["ok"]],
         restart_order=_systemd.restart_order(units, states),
         checked_at=checked_at,
     )

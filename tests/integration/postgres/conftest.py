@@ -10,7 +10,17 @@ import pytest
 from psycopg2 import sql
 
 import sre_testlib
-from pg_integration import SANDBOX_DB, TAG, Lab, Sessions, assert_no_secret, connect, lab_settings, role_sessions, wait_for
+from pg_integration import (
+    SANDBOX_DB,
+    TAG,
+    Lab,
+    Sessions,
+    assert_no_secret,
+    connect,
+    lab_settings,
+    role_sessions,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +30,14 @@ def pg_lab() -> t.Iterator[Lab]:
     with sre_testlib.lab_running("pg"):
         lab = lab_settings()
         # Fail loudly (not skip) if the server does not answer after `up`.
-        psycopg2.connect(host=lab.host, port=lab.port, user=lab.superuser, password=lab.superuser_password,
-                         dbname="postgres", connect_timeout=10).close()
+        psycopg2.connect(
+            host=lab.host,
+            port=lab.port,
+            user=lab.superuser,
+            password=lab.superuser_password,
+            dbname="postgres",
+            connect_timeout=10,
+        ).close()
         yield lab
 
 
@@ -29,11 +45,11 @@ def pg_lab() -> t.Iterator[Lab]:
 def admin(pg_lab: Lab) -> t.Iterator[t.Any]:
     """A superuser observer session (autocommit) that creates the sandbox and reads pg_stat_activity.
     It never matches a module call: it is a superuser, in database postgres, and usually active."""
-    conn = connect(pg_lab, user=pg_lab.superuser, dbname="postgres", application=f"{TAG}-observer",
-                   autocommit=True)
+    conn = connect(pg_lab, user=pg_lab.superuser, dbname="postgres", application=f"{TAG}-observer", autocommit=True)
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(SANDBOX_DB),
-                                                                   sql.Identifier(pg_lab.app_user)))
+        cur.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(SANDBOX_DB), sql.Identifier(pg_lab.app_user))
+        )
     setup = connect(pg_lab, dbname=SANDBOX_DB, application=f"{TAG}-setup", autocommit=True)
     with setup.cursor() as cur:
         cur.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
@@ -75,8 +91,11 @@ def throwaway_role(pg_lab: Lab, admin) -> t.Iterator[t.Callable[..., tuple[str, 
         name = f"sre_it_role_{uuid.uuid4().hex[:8]}"
         password = f"throwaway-{uuid.uuid4().hex}"
         with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
-                sql.Identifier(name), sql.SQL("SUPERUSER" if superuser else "NOSUPERUSER"), sql.Literal(password)))
+            cur.execute(
+                sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
+                    sql.Identifier(name), sql.SQL("SUPERUSER" if superuser else "NOSUPERUSER"), sql.Literal(password)
+                )
+            )
             for grant in grants:
                 cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), sql.Identifier(name)))
         created.append(name)
@@ -94,8 +113,13 @@ def throwaway_role(pg_lab: Lab, admin) -> t.Iterator[t.Callable[..., tuple[str, 
 @pytest.fixture
 def su_login(pg_lab: Lab) -> dict[str, t.Any]:
     """Module connection options: the lab superuser over TCP."""
-    return dict(login_host=pg_lab.host, login_port=pg_lab.port, login_user=pg_lab.superuser,
-                login_password=pg_lab.superuser_password, login_db="postgres")
+    return dict(
+        login_host=pg_lab.host,
+        login_port=pg_lab.port,
+        login_user=pg_lab.superuser,
+        login_password=pg_lab.superuser_password,
+        login_db="postgres",
+    )
 
 
 @pytest.fixture
@@ -103,12 +127,12 @@ def call(pg_lab: Lab) -> t.Callable[..., dict[str, t.Any]]:
     """run_module() plus the secret check on every result (the test's extra secrets included)."""
     extra: list[str] = []
 
-    def run(name: str, args: dict[str, t.Any], check: bool = False, diff: bool = False,
-            secrets: t.Iterable[str] = ()) -> dict[str, t.Any]:
+    def run(
+        name: str, args: dict[str, t.Any], check: bool = False, diff: bool = False, secrets: t.Iterable[str] = ()
+    ) -> dict[str, t.Any]:
         extra.extend(secrets)
         result = sre_testlib.run_module(name, args, check=check, diff=diff)
         assert_no_secret(result, [*pg_lab.secrets, *extra])
         return result
 
     return run
-

@@ -6,7 +6,6 @@ SANDBOX_DB; module calls are scoped to one of the two unless a test is about tha
 Nothing here mocks PostgreSQL.
 """
 
-
 from __future__ import annotations
 
 import concurrent.futures
@@ -20,7 +19,6 @@ import uuid
 
 import psycopg2
 import psycopg2.extras
-from psycopg2 import sql
 
 import sre_testlib
 
@@ -47,21 +45,40 @@ class Lab(t.NamedTuple):
 
 def lab_settings() -> Lab:
     v = sre_testlib.lab_vars()
-    return Lab(host=v["lab_bind_address"], port=int(v["lab_pg_port"]),
-               socket_dir=os.path.join(v["lab_state_dir"], "pg", "run"),
-               superuser=v["lab_pg_superuser"], superuser_password=v["lab_pg_password"],
-               app_user=v["lab_pg_app_user"], app_password=v["lab_pg_app_password"],
-               max_connections=int(v["lab_pg_max_connections"]))
+    return Lab(
+        host=v["lab_bind_address"],
+        port=int(v["lab_pg_port"]),
+        socket_dir=os.path.join(v["lab_state_dir"], "pg", "run"),
+        superuser=v["lab_pg_superuser"],
+        superuser_password=v["lab_pg_password"],
+        app_user=v["lab_pg_app_user"],
+        app_password=v["lab_pg_app_password"],
+        max_connections=int(v["lab_pg_max_connections"]),
+    )
 
 
-def connect(lab: Lab, *, user: str | None = None, password: str | None = None, dbname: str | None = None,
-            application: str | None = None, via_socket: bool = False, autocommit: bool = False):
+def connect(
+    lab: Lab,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    dbname: str | None = None,
+    application: str | None = None,
+    via_socket: bool = False,
+    autocommit: bool = False,
+):
     user = user or lab.app_user
     if password is None:
         password = lab.app_password if user == lab.app_user else lab.superuser_password
-    conn = psycopg2.connect(host=lab.socket_dir if via_socket else lab.host, port=lab.port, user=user,
-                            password=password, dbname=dbname or SANDBOX_DB,
-                            application_name=application or f"{TAG}-misc", connect_timeout=10)
+    conn = psycopg2.connect(
+        host=lab.socket_dir if via_socket else lab.host,
+        port=lab.port,
+        user=user,
+        password=password,
+        dbname=dbname or SANDBOX_DB,
+        application_name=application or f"{TAG}-misc",
+        connect_timeout=10,
+    )
     conn.autocommit = autocommit
     return conn
 
@@ -69,8 +86,10 @@ def connect(lab: Lab, *, user: str | None = None, password: str | None = None, d
 def live_pids(admin, application_prefix: str = TAG) -> set[int]:
     """PIDs in pg_stat_activity whose application_name starts with application_prefix."""
     with admin.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()",
-                    (application_prefix,))
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()",
+            (application_prefix,),
+        )
         return {row[0] for row in cur.fetchall()}
 
 
@@ -78,8 +97,10 @@ def activity(admin, pids: t.Iterable[int] | None = None) -> dict[int, dict[str, 
     """pid -> pg_stat_activity row (state, state_change, ...) for our sessions (or the given pids)."""
     with admin.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         if pids is None:
-            cur.execute("SELECT * FROM pg_stat_activity WHERE starts_with(application_name, %s) "
-                        "AND pid <> pg_backend_pid()", (TAG,))
+            cur.execute(
+                "SELECT * FROM pg_stat_activity WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()",
+                (TAG,),
+            )
         else:
             cur.execute("SELECT * FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),))
         return {row["pid"]: dict(row) for row in cur.fetchall()}
@@ -111,12 +132,14 @@ class Session:
 
     def run_in_thread(self, statement: str, args: t.Any = None) -> None:
         """Run a statement that blocks (pg_sleep, a lock wait) in a thread; errors are kept in .error."""
+
         def work():
             try:
                 with self.conn.cursor() as cur:
                     cur.execute(statement, args)
             except BaseException as exc:  # noqa: BLE001 - cancelled/terminated on purpose
                 self.error = exc
+
         self.thread = threading.Thread(target=work, daemon=True, name=f"pg-{self.pid}")
         self.thread.start()
 
@@ -143,7 +166,7 @@ class Sessions:
 
     def many_idle(self, count: int, application: str | None = None, workers: int = 8, **kw) -> list[Session]:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda _: self.idle(application, **kw), range(count)))
+            return list(pool.map(lambda _i: self.idle(application, **kw), range(count)))
 
     def idle_in_transaction(self, application: str | None = None, **kw) -> Session:
         # Left open after SELECT pg_backend_pid(): 'idle in transaction'.
@@ -158,8 +181,10 @@ class Sessions:
         session = self._open("active", application, **kw)
         session.conn.commit()
         session.run_in_thread("SELECT pg_sleep(%s)", (seconds,))
-        wait_for(lambda: activity(self.admin, [session.pid]).get(session.pid, {}).get("state") == "active",
-                 what=f"pid {session.pid} to run pg_sleep")
+        wait_for(
+            lambda: activity(self.admin, [session.pid]).get(session.pid, {}).get("state") == "active",
+            what=f"pid {session.pid} to run pg_sleep",
+        )
         return session
 
     def blocking_pair(self, row_id: int = 1, application: str | None = None) -> tuple[Session, Session]:
@@ -171,8 +196,10 @@ class Sessions:
         blocked = self._open("blocked", application)
         blocked.conn.commit()
         blocked.run_in_thread("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (row_id,))
-        wait_for(lambda: self.blocked_by(blocked.pid) == [blocker.pid],
-                 what=f"pid {blocked.pid} to wait for the lock held by {blocker.pid}")
+        wait_for(
+            lambda: self.blocked_by(blocked.pid) == [blocker.pid],
+            what=f"pid {blocked.pid} to wait for the lock held by {blocker.pid}",
+        )
         return blocker, blocked
 
     def blocked_by(self, pid: int) -> list[int]:

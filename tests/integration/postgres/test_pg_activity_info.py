@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from psycopg2 import sql
 
 from pg_integration import SANDBOX_DB, TAG, assert_clean_failure, free_port, live_pids, wait_for
 
@@ -17,12 +16,13 @@ def info_args(su_login):
         base = dict(su_login, login_db=SANDBOX_DB, top_statements=0)
         base.update(overrides)
         return base
+
     return build
 
 
 def test_counts_utilisation_ages_and_long_running(sessions, admin, call, info_args, pg_lab):
-    idle = [sessions.idle(application=f"{TAG}-info-idle") for _ in range(4)]
-    in_tx = [sessions.idle_in_transaction(application=f"{TAG}-info-tx") for _ in range(2)]
+    idle = [sessions.idle(application=f"{TAG}-info-idle") for _i in range(4)]
+    in_tx = [sessions.idle_in_transaction(application=f"{TAG}-info-tx") for _i in range(2)]
     busy = sessions.active(seconds=60, application=f"{TAG}-info-busy")
     su = sessions.superuser_idle(application=f"{TAG}-info-su")
     time.sleep(0.6)
@@ -104,11 +104,15 @@ def test_blocked_on_a_table_lock_names_the_relation(sessions, admin, call, info_
     assert {"mode": "AccessExclusiveLock", "relation": "accounts"} in holding
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: relation names come from `l.relation::regclass`, which resolves OIDs in the login "
-    "database; for locks in another database pg_activity_info reports a bare OID (or another "
-    "table's name). Resolve only where l.database = the current database, else report the OID "
-    "with the database name"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: relation names come from `l.relation::regclass`, which resolves OIDs in the login "
+        "database; for locks in another database pg_activity_info reports a bare OID (or another "
+        "table's name). Resolve only where l.database = the current database, else report the OID "
+        "with the database name"
+    ),
+)
 def test_relation_names_are_right_when_the_lock_is_in_another_database(sessions, admin, call, info_args):
     blocker, blocked = sessions.blocking_pair(row_id=4)
     result = call("pg_activity_info", info_args(login_db="postgres"))
@@ -130,8 +134,11 @@ def test_statements_available_and_password_literals_masked(call, su_login, throw
     with admin.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_statements WHERE query LIKE %s", (f"%{password}%",))
         assert cur.fetchone()[0] >= 1, "the password is not in pg_stat_statements: the test proves nothing"
-    result = call("pg_activity_info", dict(su_login, login_db="postgres", top_statements=5000,
-                                           query_text_limit=500), secrets=[password])
+    result = call(
+        "pg_activity_info",
+        dict(su_login, login_db="postgres", top_statements=5000, query_text_limit=500),
+        secrets=[password],
+    )
     statements = result["statements"]
     assert statements["available"] is True
     assert "reason" not in statements
@@ -167,13 +174,16 @@ def test_query_text_limit(sessions, call, info_args):
     assert len(entry["query"]) <= 10
 
 
-@pytest.mark.parametrize("bad, option", [
-    pytest.param(dict(long_query_threshold="soon"), "long_query_threshold", id="unparsable-threshold"),
-    pytest.param(dict(long_query_threshold="-1"), "long_query_threshold", id="negative-threshold"),
-    pytest.param(dict(top_statements=-1), "top_statements", id="negative-top"),
-    pytest.param(dict(query_text_limit=0), "query_text_limit", id="zero-text-limit"),
-    pytest.param(dict(ssl_mode="sometimes"), "ssl_mode", id="unknown-ssl-mode"),
-])
+@pytest.mark.parametrize(
+    "bad, option",
+    [
+        pytest.param(dict(long_query_threshold="soon"), "long_query_threshold", id="unparsable-threshold"),
+        pytest.param(dict(long_query_threshold="-1"), "long_query_threshold", id="negative-threshold"),
+        pytest.param(dict(top_statements=-1), "top_statements", id="negative-top"),
+        pytest.param(dict(query_text_limit=0), "query_text_limit", id="zero-text-limit"),
+        pytest.param(dict(ssl_mode="sometimes"), "ssl_mode", id="unknown-ssl-mode"),
+    ],
+)
 def test_bad_input_names_the_option(bad, option, call, info_args):
     message = assert_clean_failure(call("pg_activity_info", info_args(**bad)))
     assert option in message
@@ -183,14 +193,19 @@ def test_unreachable_and_wrong_password_name_the_target(call, info_args, pg_lab)
     port = free_port()
     message = assert_clean_failure(call("pg_activity_info", info_args(login_port=port, connect_timeout=2)))
     assert f"127.0.0.1:{port}" in message and "is the server running" in message
-    message = assert_clean_failure(call("pg_activity_info", info_args(login_password="wrong-password"),
-                                        secrets=["wrong-password"]))
+    message = assert_clean_failure(
+        call("pg_activity_info", info_args(login_password="wrong-password"), secrets=["wrong-password"])
+    )
     assert f"as {pg_lab.superuser}" in message and "login_password" in message
 
 
 def test_unix_socket_login(call, pg_lab):
-    result = call("pg_activity_info", dict(login_unix_socket=pg_lab.socket_dir, login_port=pg_lab.port,
-                                           login_user=pg_lab.superuser, top_statements=0))
+    result = call(
+        "pg_activity_info",
+        dict(
+            login_unix_socket=pg_lab.socket_dir, login_port=pg_lab.port, login_user=pg_lab.superuser, top_statements=0
+        ),
+    )
     assert result.get("failed") is not True, result.get("msg")
     assert result["max_connections"] == pg_lab.max_connections
 

@@ -21,12 +21,18 @@ IN_TX = 30
 def flood(module_sessions):
     s = module_sessions
     idle = s.many_idle(IDLE, application=f"{TAG}-flood")
-    in_tx = [s.idle_in_transaction(application=f"{TAG}-flood-tx") for _ in range(IN_TX)]
+    in_tx = [s.idle_in_transaction(application=f"{TAG}-flood-tx") for _i in range(IN_TX)]
     superuser = s.superuser_idle()
     blocker, blocked = s.blocking_pair()
     active = s.active(seconds=120)
-    return dict(idle={x.pid for x in idle}, in_tx={x.pid for x in in_tx}, superuser=superuser.pid,
-                blocker=blocker.pid, blocked=blocked.pid, active=active.pid)
+    return dict(
+        idle={x.pid for x in idle},
+        in_tx={x.pid for x in in_tx},
+        superuser=superuser.pid,
+        blocker=blocker.pid,
+        blocked=blocked.pid,
+        active=active.pid,
+    )
 
 
 @pytest.fixture
@@ -35,12 +41,16 @@ def args(su_login):
         base = dict(su_login, databases=[SANDBOX_DB], min_state_age="0", wait_timeout=10)
         base.update(overrides)
         return base
+
     return build
 
 
 def idle_flood_pids(admin) -> set[int]:
-    return {pid for pid, row in activity(admin).items()
-            if row["application_name"] == f"{TAG}-flood" and row["state"] == "idle"}
+    return {
+        pid
+        for pid, row in activity(admin).items()
+        if row["application_name"] == f"{TAG}-flood" and row["state"] == "idle"
+    }
 
 
 def test_the_flood_is_really_there(flood, admin, call, su_login):
@@ -62,8 +72,9 @@ def test_the_flood_is_really_there(flood, admin, call, su_login):
 def test_check_mode_lists_exactly_the_would_be_pids_and_kills_nothing(flood, admin, call, args):
     expected = flood["idle"] | flood["in_tx"] | {flood["blocker"]}
     before = live_pids(admin)
-    result = call("pg_backends", args(backend_states=["idle", "idle in transaction"], max_terminate=1000),
-                  check=True, diff=True)
+    result = call(
+        "pg_backends", args(backend_states=["idle", "idle in transaction"], max_terminate=1000), check=True, diff=True
+    )
     assert result.get("failed") is not True, result.get("msg")
     assert {b["pid"] for b in result["backends"]} == expected
     assert len(result["backends"]) == len(expected)  # no duplicates
@@ -74,8 +85,7 @@ def test_check_mode_lists_exactly_the_would_be_pids_and_kills_nothing(flood, adm
     assert {a["pid"] for a in result["actions"]} == expected
     assert result["diff"]["before"]["matching"] == len(expected)
     assert result["diff"]["after"]["matching"] == 0
-    assert (result["diff"]["before"]["client_backends"] - result["diff"]["after"]["client_backends"]
-            == len(expected))
+    assert result["diff"]["before"]["client_backends"] - result["diff"]["after"]["client_backends"] == len(expected)
     assert live_pids(admin) == before, "check mode terminated something"
 
 
@@ -144,6 +154,8 @@ def test_idle_in_transaction_sessions_and_the_blocker_go_the_waiter_stays(flood,
     after = live_pids(admin)
     assert before - after == expected
     assert {flood["blocked"], flood["active"], flood["superuser"]} <= after
-    again = call("pg_backends", args(backend_states=["idle in transaction"], max_terminate=1000,
-                                     applications=[f"{TAG}-flood-tx"]))
+    again = call(
+        "pg_backends",
+        args(backend_states=["idle in transaction"], max_terminate=1000, applications=[f"{TAG}-flood-tx"]),
+    )
     assert again["changed"] is False

@@ -59,7 +59,7 @@ class RedisLab:
         with open(pidfile) as fh:
             pid = int(fh.read())
         os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
@@ -90,23 +90,24 @@ class RedisLab:
             pipe.set(f"{prefix}{i}", "x" * size)
         pipe.execute()
 
-    def inventory(self, tmp_path, sentinels_only: bool = False, **host_vars: t.Any):
+    def inventory(self, tmp_path, sentinels_only: bool = False, with_sentinels: bool = False, **host_vars: t.Any):
         """A one-host inventory (controller, local connection) for the playbook, the way the lab
-        inventory describes the Redis group."""
+        inventory describes the Redis group: nodes, sentinels only, or both (the lab's own)."""
         hostvars: dict[str, t.Any] = {
             "ansible_connection": "local",
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "outage_platform": "systemd",
             "redis_login_password": "{{ lab_redis_password }}",
         }
-        if sentinels_only:
+        if sentinels_only or with_sentinels:
             hostvars.update(redis_sentinels=self.sentinels, redis_master_name=self.master_name)
-        else:
+        if not sentinels_only:
             hostvars["redis_nodes"] = self.nodes
         hostvars.update(host_vars)
         inv = tmp_path / "inventory"
-        (inv / "group_vars").mkdir(parents=True)
-        (inv / "group_vars" / "all").symlink_to(sre_testlib.LAB_INVENTORY / "group_vars" / "all")
+        (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+        if not (inv / "group_vars" / "all").exists():
+            (inv / "group_vars" / "all").symlink_to(sre_testlib.LAB_INVENTORY / "group_vars" / "all")
         (inv / "hosts.yml").write_text(yaml.safe_dump(
             {"all": {"children": {"redis": {"hosts": {"lab-redis": hostvars}}}}}))
         return inv

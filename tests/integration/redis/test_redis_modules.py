@@ -223,3 +223,15 @@ def test_sentinel_failover_to_a_named_target(lab):
 def test_unknown_master_name_fails(lab):
     result = failover(lab, sentinels=lab.sentinels, master_name="no-such-master")
     assert result["failed"] and "does not monitor" in result["msg"]
+
+
+def test_acl_user_login(lab_nodes):
+    lab = lab_nodes
+    for port in lab.ports:
+        lab.client(port).execute_command("ACL", "SETUSER", "sre-oncall", "on", ">oncall-secret", "~*", "&*", "+@all")
+    result = failover(lab, nodes=lab.nodes, login_user="sre-oncall", login_password="oncall-secret")
+    assert not result.get("failed") and result["changed"] is False, result
+    wrong = run_module("redis_health_info", dict(login_host=lab.host, login_port=lab.ports[0],
+                                                 login_user="sre-oncall", login_password="nope"))
+    assert wrong["failed"] and "as sre-oncall" in wrong["msg"]
+    assert "oncall-secret" not in json.dumps(result) + json.dumps(wrong)

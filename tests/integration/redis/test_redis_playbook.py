@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from sre_testlib import REPO, run_playbook
 
@@ -82,8 +83,9 @@ def test_killed_master_assess_check_act_verify_and_second_run(lab_nodes, tmp_pat
     assert record(report)["actions"] == []
 
 
-def test_sentinel_managed_group_from_sentinels_only(lab, tmp_path):
-    inv = lab.inventory(tmp_path, sentinels_only=True)
+@pytest.mark.parametrize("topology", ["sentinels_only", "with_sentinels"])
+def test_sentinel_managed_group(lab, tmp_path, topology):
+    inv = lab.inventory(tmp_path, **{topology: True})
     lab.kill(lab.ports[0])
     rc, report, stderr = play(lab, inv)
     assert rc == 0, stderr or report
@@ -99,7 +101,7 @@ def fill_memory(lab):
     used = int(master.info("memory")["used_memory"])
     master.config_set("maxmemory-policy", "noeviction")
     master.config_set("maxmemory", used + 512 * 1024)
-    with pytest.raises(Exception, match="OOM"):
+    with pytest.raises(Exception, match="maxmemory"):
         for i in range(10000):
             master.set(f"fill{i}", "x" * 1024)
     return master
@@ -110,9 +112,11 @@ def test_full_memory_is_reported_and_flushed_only_when_allowed(lab_nodes, tmp_pa
     master = fill_memory(lab)
     keys = master.dbsize()
     rc, report, stderr = play(lab, lab.inventory(tmp_path))
-    assert rc == 0, stderr or report
+    # Not allowed to flush: the master still refuses writes, so the run fails and says why.
+    assert rc != 0
     result = record(report)
     assert [m["address"] for m in result["memory_full"]] == [lab.nodes[0]] and result["flushed"] is False
+    assert "redis_unavailable_allow_flush" in result["error"]
     assert master.dbsize() == keys, "flushed without redis_unavailable_allow_flush"
 
     rc, report, stderr = play(lab, lab.inventory(tmp_path), extra_vars={"redis_unavailable_allow_flush": True})
@@ -127,3 +131,24 @@ def test_kubernetes_restart_is_a_clear_placeholder(lab_nodes, tmp_path):
     assert rc != 0
     result = record(report)
     assert result["outcome"] == "failed" and "statefulset" in result["error"].lower(), result
+
+
+def test_two_hosts_of_one_group_fail_over_once(lab_nodes, tmp_path):
+    """Group-wide steps run on one host per replication group, not once per inventory host."""
+    lab = lab_nodes
+    inv = lab.inventory(tmp_path)
+    hosts = inv / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    redis_hosts = data["all"]["children"]["redis"]["hosts"]
+    redis_hosts["lab-redis-2"] = dict(redis_hosts["lab-redis"])
+    hosts.write_text(yaml.safe_dump(data))
+    lab.kill(lab.ports[0])
+    rc, report, stderr = play(lab, inv)
+    assert rc == 0, stderr or report
+    failovers = task(report, "Act | fail over or re-point so one master has every other node as replica")
+    assert sorted(h for h, r in failovers.items() if r.get("changed")) == ["lab-redis"]
+    results = [h["ansible_facts"]["redis_unavailable_result"]
+               for h in task(report, "Record | structured result for the incident timeline").values()]
+    masters = [address for address, role in lab.roles().items() if role == "master"]
+    assert {r["master"] for r in results} == set(masters) and len(masters) == 1
+    assert {r["outcome"] for r in results} == {"healed"}

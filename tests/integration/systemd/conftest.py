@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import shlex
 import subprocess
 import time
 import typing as t
@@ -65,10 +69,29 @@ class LabHost:
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def hosts_exclusive() -> t.Iterator[None]:
+    """Hold the lab hosts like lab/hosts/exclusive does: a drill or benchmark running meanwhile
+    would otherwise stop them under this session (and this session theirs)."""
+    state_dir = os.environ.get("LAB_STATE_DIR") or sre_testlib.lab_var("lab_state_dir")
+    lock = f"{state_dir.rstrip('/')}.hosts.lock"
+    if os.environ.get("SRE_LAB_HOSTS_LOCKED") == lock:
+        yield
+        return
+    with open(lock, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # waits for a running drill to finish
+        os.environ["SRE_LAB_HOSTS_LOCKED"] = lock
+        try:
+            yield
+        finally:
+            os.environ.pop("SRE_LAB_HOSTS_LOCKED", None)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def lab_host() -> t.Iterator[LabHost]:
     """One lab host for the session, started unless already up (and then left running)."""
-    with sre_testlib.lab_running("hosts", "1"):
+    with hosts_exclusive(), sre_testlib.lab_running("hosts", "1"):
         host = LabHost()
         # Fail loudly, not skip, when the host does not answer.
         host.sh("systemctl is-system-running --wait")
@@ -84,7 +107,7 @@ def transient_units(lab_host: LabHost) -> t.Iterator[t.Callable[..., str]]:
     def start(command: str, *properties: str) -> str:
         unit = f"sre-it-{uuid.uuid4().hex[:8]}.service"
         props = " ".join(f"-p {p}" for p in properties)
-        lab_host.sh(f"systemd-run --unit={unit} {props} /bin/sh -c {json.dumps(command)}")
+        lab_host.sh(f"systemd-run --unit={unit} {props} /bin/sh -c {shlex.quote(command)}")
         created.append(unit)
         return unit
 

@@ -50,7 +50,7 @@ def test_a_crash_looping_unit_shows_climbing_restarts_and_its_errors(lab_host, t
 
 
 def test_journal_excerpt_honours_priority_lines_and_since(lab_host, transient_units):
-    unit = transient_units("for i in 1 2 3 4 5; do echo \"<3>err line $i\"; echo \"<6>info line $i\"; done; sleep 60",
+    unit = transient_units('for i in 1 2 3 4 5; do echo "<3>err line $i"; echo "<6>info line $i"; done; sleep 60',
                            "SyslogLevelPrefix=yes")
     time.sleep(1)
     result = lab_host.module("systemd_unit_info", {"units": [unit], "journal_lines": 3, "journal_priority": "err",
@@ -79,8 +79,10 @@ def test_host_resources_reads_memory_disks_processes_and_oom_state(lab_host):
     assert result["memory"]["total_bytes"] > result["memory"]["available_bytes"] > 0
     root = [d for d in result["disks"] if d["mount"] == "/"]
     assert root and root[0]["size_bytes"] >= root[0]["used_bytes"] > 0
-    biggest = result["largest_dirs"][0]["entries"][0]
-    assert biggest["path"] == "/var/lib/postgresql" and biggest["bytes"] > 10 * 1024 * 1024
+    entries = result["largest_dirs"][0]["entries"]
+    assert [e["bytes"] for e in entries] == sorted((e["bytes"] for e in entries), reverse=True)
+    postgres = [e for e in entries if e["path"] == "/var/lib/postgresql"]
+    assert postgres and postgres[0]["bytes"] > 10 * 1024 * 1024
     assert any(p["name"] == "postgres" for p in result["processes"]["by_rss"])
     assert result["processes"]["process_count"] > 10
     assert isinstance(result["oom"]["kernel_log_readable"], bool)

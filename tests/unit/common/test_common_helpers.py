@@ -15,27 +15,30 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
 )
 
 
-@pytest.mark.parametrize("value, seconds", [
-    (0, 0.0),
-    (300, 300.0),
-    (1.5, 1.5),
-    ("0", 0.0),
-    ("300", 300.0),
-    ("2.5", 2.5),
-    ("1e3", 1000.0),
-    ("90s", 90.0),
-    ("5m", 300.0),
-    ("1h", 3600.0),
-    ("1.5h", 5400.0),
-    ("1h30m", 5400.0),
-    ("1h 30m", 5400.0),
-    ("5m30s", 330.0),
-    ("250ms", 0.25),
-    ("2d", 172800.0),
-    ("1w", 604800.0),
-    (" 5M ", 300.0),
-    ("1H30M", 5400.0),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        (0, 0.0),
+        (300, 300.0),
+        (1.5, 1.5),
+        ("0", 0.0),
+        ("300", 300.0),
+        ("2.5", 2.5),
+        ("1e3", 1000.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1.5h", 5400.0),
+        ("1h30m", 5400.0),
+        ("1h 30m", 5400.0),
+        ("5m30s", 330.0),
+        ("250ms", 0.25),
+        ("2d", 172800.0),
+        ("1w", 604800.0),
+        (" 5M ", 300.0),
+        ("1H30M", 5400.0),
+    ],
+)
 def test_parse_duration_accepts_seconds_and_durations(value, seconds):
     assert parse_duration(value) == pytest.approx(seconds)
     assert isinstance(parse_duration(value), float)
@@ -69,8 +72,11 @@ def test_parse_duration_default_option_name():
         parse_duration("soon")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: parse_duration accepts 'nan' and 'inf' (float() parses them); "
-                                       "it should reject non-finite values with math.isfinite")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: parse_duration accepts 'nan' and 'inf' (float() parses them); "
+    "it should reject non-finite values with math.isfinite",
+)
 @pytest.mark.parametrize("value", ["nan", "inf", "infinity", float("nan"), float("inf")])
 def test_parse_duration_rejects_non_finite_values(value):
     with pytest.raises(ValueError, match=r"^min_state_age:"):
@@ -112,15 +118,18 @@ def test_action_record_details_cannot_hide_the_mandatory_fields_by_accident():
     assert list(record)[:4] == ["timestamp", "action", "target", "result"]
 
 
-@pytest.mark.parametrize("text, limit, expected", [
-    (None, 200, None),
-    ("", 200, ""),
-    ("short", 200, "short"),
-    ("x" * 200, 200, "x" * 200),
-    ("x" * 201, 200, "x" * 197 + "..."),
-    (12345, 3, "..."),
-    (12345, 10, "12345"),
-])
+@pytest.mark.parametrize(
+    "text, limit, expected",
+    [
+        (None, 200, None),
+        ("", 200, ""),
+        ("short", 200, "short"),
+        ("x" * 200, 200, "x" * 200),
+        ("x" * 201, 200, "x" * 197 + "..."),
+        (12345, 3, "..."),
+        (12345, 10, "12345"),
+    ],
+)
 def test_truncate(text, limit, expected):
     assert truncate(text, limit) == expected
 
@@ -136,5 +145,7 @@ def test_guardrail_tripped_names_the_guardrail_and_the_override():
     assert exc.guardrail == "max_terminate"
     assert exc.detail == "312 sessions match"
     assert exc.override == "raise max_terminate"
-    assert str(exc) == ("guardrail 'max_terminate' tripped: 312 sessions match; nothing was changed. "
-                        "To override: raise max_terminate")
+    assert str(exc) == (
+        "guardrail 'max_terminate' tripped: 312 sessions match; nothing was changed. "
+        "To override: raise max_terminate"
+    )

@@ -25,7 +25,7 @@ def test_nothing_to_do_is_not_an_error(mode):
 
 def test_returns_copies_not_the_callers_list():
     items = list(OLDEST_FIRST)
-    act, _ = enforce_cap(items, 10, "fail")
+    act, _rest = enforce_cap(items, 10, "fail")
     act.append(999)
     assert items == OLDEST_FIRST
 

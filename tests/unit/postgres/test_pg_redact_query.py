@@ -14,34 +14,46 @@ def test_empty_values_pass_through(text):
     assert redact_query(text) == text
 
 
-@pytest.mark.parametrize("text", [
-    "SELECT 1",
-    "SELECT password FROM accounts WHERE id = 'x'",
-    "UPDATE t SET note = 'PASSWORD' WHERE id = 1",
-    "CREATE ROLE monitor LOGIN",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT 1",
+        "SELECT password FROM accounts WHERE id = 'x'",
+        "UPDATE t SET note = 'PASSWORD' WHERE id = 1",
+        "CREATE ROLE monitor LOGIN",
+    ],
+)
 def test_queries_without_a_password_literal_are_unchanged(text):
     assert redact_query(text) == text
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("CREATE ROLE app LOGIN PASSWORD 'lab-app-password'", f"CREATE ROLE app LOGIN PASSWORD {MASK}"),
-    ("ALTER ROLE app WITH PASSWORD 's3cr3t' VALID UNTIL 'infinity'",
-     f"ALTER ROLE app WITH PASSWORD {MASK} VALID UNTIL 'infinity'"),
-    ("alter user app encrypted password 'x'", f"alter user app encrypted password {MASK}"),
-    ("CREATE USER u PASSWORD\n  'multi\nline'", f"CREATE USER u PASSWORD\n  {MASK}"),
-    # A doubled quote inside the literal must not end the mask early.
-    ("ALTER ROLE app PASSWORD 'it''s-secret'", f"ALTER ROLE app PASSWORD {MASK}"),
-    ("ALTER ROLE app PASSWORD E'plain'", f"ALTER ROLE app PASSWORD {MASK}"),
-    # Truncation (query cut to 200 characters) may cut the literal short: still masked.
-    ("ALTER ROLE app PASSWORD 'cut-short-secr", f"ALTER ROLE app PASSWORD {MASK}"),
-    # Every occurrence, e.g. two statements in one query string.
-    ("CREATE ROLE a PASSWORD 'one'; CREATE ROLE b PASSWORD 'two'",
-     f"CREATE ROLE a PASSWORD {MASK}; CREATE ROLE b PASSWORD {MASK}"),
-    # User mappings carry passwords the same way.
-    ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'pw')",
-     f"CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password {MASK})"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("CREATE ROLE app LOGIN PASSWORD 'lab-app-password'", f"CREATE ROLE app LOGIN PASSWORD {MASK}"),
+        (
+            "ALTER ROLE app WITH PASSWORD 's3cr3t' VALID UNTIL 'infinity'",
+            f"ALTER ROLE app WITH PASSWORD {MASK} VALID UNTIL 'infinity'",
+        ),
+        ("alter user app encrypted password 'x'", f"alter user app encrypted password {MASK}"),
+        ("CREATE USER u PASSWORD\n  'multi\nline'", f"CREATE USER u PASSWORD\n  {MASK}"),
+        # A doubled quote inside the literal must not end the mask early.
+        ("ALTER ROLE app PASSWORD 'it''s-secret'", f"ALTER ROLE app PASSWORD {MASK}"),
+        ("ALTER ROLE app PASSWORD E'plain'", f"ALTER ROLE app PASSWORD {MASK}"),
+        # Truncation (query cut to 200 characters) may cut the literal short: still masked.
+        ("ALTER ROLE app PASSWORD 'cut-short-secr", f"ALTER ROLE app PASSWORD {MASK}"),
+        # Every occurrence, e.g. two statements in one query string.
+        (
+            "CREATE ROLE a PASSWORD 'one'; CREATE ROLE b PASSWORD 'two'",
+            f"CREATE ROLE a PASSWORD {MASK}; CREATE ROLE b PASSWORD {MASK}",
+        ),
+        # User mappings carry passwords the same way.
+        (
+            "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'pw')",
+            f"CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password {MASK})",
+        ),
+    ],
+)
 def test_password_literals_are_masked(text, expected):
     assert redact_query(text) == expected
 
@@ -52,15 +64,19 @@ def test_the_secret_never_survives_in_any_form():
         assert secret not in redact_query(text)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: backslash-escaped quote in an E'' literal ends the mask early; "
-                                       "_PASSWORD_LITERAL must treat \\' as part of E-strings")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: backslash-escaped quote in an E'' literal ends the mask early; "
+    "_PASSWORD_LITERAL must treat \\' as part of E-strings",
+)
 def test_escape_string_with_backslash_quote_is_fully_masked():
     masked = redact_query("ALTER ROLE x PASSWORD E'sec\\'ret-tail'")
     assert "ret-tail" not in masked
 
 
 @pytest.mark.xfail(strict=True, reason="bug: dollar-quoted password literals ($$...$$, $tag$...$tag$) are not masked")
-@pytest.mark.parametrize("text", ["ALTER ROLE x PASSWORD $$dollar-secret$$",
-                                  "ALTER ROLE x PASSWORD $pw$dollar-secret$pw$"])
+@pytest.mark.parametrize(
+    "text", ["ALTER ROLE x PASSWORD $$dollar-secret$$", "ALTER ROLE x PASSWORD $pw$dollar-secret$pw$"]
+)
 def test_dollar_quoted_password_is_masked(text):
     assert "dollar-secret" not in redact_query(text)

@@ -185,3 +185,17 @@ def test_sentinel_helpers():
         {"canonical": C, "priority": 100, "offset": 20, "flags": ["slave", "s_down"], "runid": "c"},
         {"canonical": "10.0.0.4:6379", "priority": 50, "offset": 1, "flags": ["slave"], "runid": "d"}]}
     assert sentinel_pick(view) == "10.0.0.4:6379"
+
+
+def test_missing_redis_library_fails_with_missing_required_lib(monkeypatch):
+    from ansible_collections.sre.runbooks.plugins.module_utils import _redis
+
+    class Module:
+        def fail_json(self, **kwargs):
+            raise SystemExit(kwargs)
+
+    monkeypatch.setattr(_redis, "HAS_REDIS", False)
+    monkeypatch.setattr(_redis, "REDIS_IMPORT_ERROR", "Traceback: No module named 'redis'")
+    with pytest.raises(SystemExit) as exc:
+        _redis.require_redis(Module())
+    assert "redis" in exc.value.args[0]["msg"] and "Failed to import" in exc.value.args[0]["msg"]

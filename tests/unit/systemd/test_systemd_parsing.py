@@ -153,12 +153,19 @@ def test_binary_journal_messages_are_decoded_not_dropped():
     assert entry["message"].startswith("café")
 
 
+def test_journal_excerpt_returns_oldest_first_from_a_newest_first_query():
+    run = fake_run([(0, "\n".join([journal_line("third"), journal_line("second")]), "")])
+    entries = _systemd.journal_excerpt(run, "journalctl", "nginx.service", "err", None, 2)
+    assert [e["message"] for e in entries] == ["second", "third"]
+
+
 def test_journal_excerpt_builds_one_filtered_query_per_unit():
     run = fake_run([(0, journal_line("boom"), "")])
     entries = _systemd.journal_excerpt(run, "journalctl", "nginx.service", "err", "-3600s", 20)
     cmd = run.calls[0]
     assert cmd[cmd.index("-u") + 1] == "nginx.service"
     assert cmd[cmd.index("-p") + 1] == "err"
+    assert "-r" in cmd  # newest first, so -n keeps the latest entries even with --since
     assert "--since=-3600s" in cmd
     assert entries[0]["message"] == "boom"
 
@@ -205,3 +212,10 @@ def test_memory_falls_back_to_process_rss_on_a_hybrid_layout(tmp_path):
 
 def test_a_stopped_unit_has_no_memory():
     assert _systemd.unit_memory({"MemoryCurrent": "[not set]", "ControlGroup": ""})["memory_current_bytes"] is None
+
+
+def test_active_for_seconds_counts_from_active_enter_and_is_null_when_down():
+    props = {"Id": "x.service", "LoadState": "loaded", "ActiveState": "active", "SubState": "running",
+             "ActiveEnterTimestamp": "@1000"}
+    assert _systemd.unit_state(props, now=1042.5)["active_for_seconds"] == 42
+    assert _systemd.unit_state(dict(props, ActiveState="failed"), now=1042.5)["active_for_seconds"] is None

@@ -1,0 +1,196 @@
+"""The Kubernetes outage playbooks end to end against the lab control plane: inject the fault, prove
+it is there, run read-only (--tags assess), in check mode, for real, and again; assert what each run
+did to the cluster and the record it leaves."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import sre_testlib
+from k8s_integration import (
+    FAULT,
+    MEMORY_USAGE,
+    apply,
+    bad_rollout,
+    changed_tasks,
+    crashlooping,
+    deployment,
+    get,
+    inventory,
+    kubectl,
+    pods,
+    role_result,
+    rollout_done,
+    wait_for,
+)
+
+PLAYBOOKS = sre_testlib.REPO / "playbooks" / "outage"
+
+
+def play(name, inv, **kwargs):
+    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOKS / f"{name}.yml", inventory=inv, **kwargs)
+    return rc, report, stderr
+
+
+def template_of(name, namespace):
+    return get("deployment", name, namespace)["spec"]["template"]
+
+
+def test_crashloop_assess_check_heal_and_rerun(namespace, tmp_path):
+    apply(deployment("checkout", namespace))
+    rollout_done("checkout", namespace)
+    bad_rollout("checkout", namespace)
+    broken = template_of("checkout", namespace)
+    inv = inventory(tmp_path, namespace, crashloop_wait_timeout=60)
+
+    rc, report, err = play("crashloop", inv, tags="assess")
+    assert rc == 0, err or json.dumps(report)[-2000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "assessed only" and result["workloads"] == [{"kind": "Deployment", "name": "checkout"}]
+    assert result["before"]["crashloop"] >= 1 and not changed_tasks(report)
+    assert template_of("checkout", namespace) == broken
+
+    rc, report, err = play("crashloop", inv, check=True)
+    assert rc == 0, err
+    assert role_result(report, "crashloop_result")["outcome"] == "check mode: would roll back"
+    assert template_of("checkout", namespace) == broken
+
+    rc, report, err = play("crashloop", inv)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "healed" and result["rolled_back"] == [1]
+    assert result["actions"][0]["action"] == "rollout undo" and result["after"]["crashloop"] == 0
+    assert not crashlooping(namespace, "app=checkout")
+    assert FAULT not in (template_of("checkout", namespace)["metadata"].get("annotations") or {})
+
+    rc, report, err = play("crashloop", inv)
+    assert rc == 0, err
+    assert role_result(report, "crashloop_result")["outcome"] == "no action needed"
+    assert not changed_tasks(report)
+
+
+def test_api_gateway_down_restart_heals_hung_pods(namespace, tmp_path):
+    apply(deployment("api-gateway", namespace, replicas=2))
+    rollout_done("api-gateway", namespace)
+    hung = {p["metadata"]["name"] for p in pods(namespace, "app=api-gateway")}
+    # The process hangs (readiness fails) in the running pods only: a restart replaces them.
+    for pod in hung:
+        kubectl("annotate", "pod", pod, "-n", namespace, f"{FAULT}=unready")
+    wait_for(lambda: get("deployment", "api-gateway", namespace)["status"].get("availableReplicas", 0) == 0,
+             "the gateway to be unavailable")
+    time.sleep(1.1)  # pod start times have one-second resolution
+    incident = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    inv = inventory(tmp_path, namespace, api_gateway_down_wait_timeout=60, incident_started_at=incident,
+                    api_gateway_down_scale_bounce=False)
+
+    rc, report, err = play("api_gateway_down", inv, tags="assess")
+    assert rc == 0, err
+    assert role_result(report, "api_gateway_down_result")["outcome"] == "assessed only"
+    assert {p["metadata"]["name"] for p in pods(namespace, "app=api-gateway")} == hung
+
+    rc, report, err = play("api_gateway_down", inv)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "api_gateway_down_result")
+    assert result["outcome"] == "healed" and result["remedy"] == "restart", result
+    assert result["after"]["available"] == 2
+    assert not {p["metadata"]["name"] for p in pods(namespace, "app=api-gateway")} & hung
+
+    rc, report, err = play("api_gateway_down", inv)
+    assert rc == 0, err
+    assert role_result(report, "api_gateway_down_result")["outcome"] == "no action needed"
+    assert not changed_tasks(report)
+
+
+def test_api_gateway_down_rolls_back_a_bad_release(namespace, tmp_path):
+    apply(deployment("api-gateway", namespace, replicas=2))
+    rollout_done("api-gateway", namespace)
+    bad_rollout("api-gateway", namespace)
+    inv = inventory(tmp_path, namespace, api_gateway_down_wait_timeout=60)
+    rc, report, err = play("api_gateway_down", inv)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "api_gateway_down_result")
+    assert result["outcome"] == "healed" and result["remedy"] == "undo", result
+    assert template_of("api-gateway", namespace)["spec"]["containers"][0]["image"].endswith(":1")
+
+
+def test_memory_exhaustion_reports_then_raises_once(namespace, tmp_path):
+    apply(deployment("tenant-api", namespace, replicas=2, memory_limit="256Mi", annotations={MEMORY_USAGE: "300Mi"}))
+    wait_for(lambda: len(crashlooping(namespace, "app=tenant-api")) == 2, "2 OOMKilled pods")
+    inv = inventory(tmp_path, namespace, memory_exhaustion_wait_timeout=60)
+
+    def limit():
+        return template_of("tenant-api", namespace)["spec"]["containers"][0]["resources"]["limits"]["memory"]
+
+    rc, report, err = play("memory_exhaustion", inv)  # memory_exhaustion_allow_limit_raise defaults to false
+    assert rc == 0, err
+    result = role_result(report, "memory_exhaustion_result")
+    assert result["outcome"].startswith("reported") and len(result["oom_killed_pods"]) == 2
+    assert limit() == "256Mi" and not changed_tasks(report)
+
+    allow = {"memory_exhaustion_allow_limit_raise": True}
+    rc, report, err = play("memory_exhaustion", inv, extra_vars=allow, check=True)
+    assert rc == 0, err
+    assert role_result(report, "memory_exhaustion_result")["outcome"] == "check mode: would raise limits"
+    assert limit() == "256Mi"
+
+    rc, report, err = play("memory_exhaustion", inv, extra_vars=allow)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "memory_exhaustion_result")
+    assert result["outcome"] == "healed" and limit() == "384Mi"
+    assert not crashlooping(namespace, "app=tenant-api")
+
+    rc, report, err = play("memory_exhaustion", inv, extra_vars=allow)
+    assert rc == 0, err
+    assert role_result(report, "memory_exhaustion_result")["outcome"] == "no action needed" and limit() == "384Mi"
+
+
+def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, failing_node):
+    apply(deployment("web", namespace, replicas=3))
+    rollout_done("web", namespace)
+    node = pods(namespace, "app=web")[0]["spec"]["nodeName"]
+    on_node = {p["metadata"]["name"] for p in pods(namespace, "app=web") if p["spec"]["nodeName"] == node}
+    # The budget wants every replica up: evictions are refused (HTTP 429) until it is relaxed.
+    apply({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
+           "metadata": {"name": "web", "namespace": namespace},
+           "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "web"}}}})
+    failing_node(node)
+    wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "False"
+                         for c in get("node", node)["status"]["conditions"]), f"{node} to be NotReady")
+    inv = inventory(tmp_path, namespace, node_failure_drain_delay=2, node_failure_drain_retries=15,
+                    node_failure_drain_wait_timeout=30)
+
+    rc, report, err = play("node_failure", inv, tags="assess")
+    assert rc == 0, err
+    assert role_result(report, "node_failure_result")["nodes"] == [node]
+    assert not get("node", node)["spec"].get("unschedulable")
+
+    rc, report, err = play("node_failure", inv, check=True)
+    assert rc == 0, err
+    assert not get("node", node)["spec"].get("unschedulable")
+
+    # An operator relaxes the budget a few seconds into the drain. Until then every eviction is
+    # refused (HTTP 429): the client and the task retry. Prove the block held before relaxing it.
+    blocked = []
+
+    def relax():
+        still_there = {p["metadata"]["name"] for p in pods(namespace, "app=web")} & on_node
+        cordoned = bool(get("node", node)["spec"].get("unschedulable"))
+        blocked.append(bool(still_there) and cordoned)
+        kubectl("patch", "pdb", "web", "-n", namespace, "--type=merge", "-p", '{"spec":{"minAvailable":1}}')
+
+    timer = threading.Timer(8, relax)
+    timer.start()
+    try:
+        rc, report, err = play("node_failure", inv)
+    finally:
+        timer.cancel()
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "node_failure_result")
+    assert result["outcome"] == "healed" and result["cordoned"] == [node] and result["drained"] == [node]
+    assert blocked == [True], "the budget never blocked the drain: the test proves nothing"
+    assert get("node", node)["spec"]["unschedulable"] is True
+    now_running = pods(namespace, "app=web")
+    assert len(now_running) == 3 and all(p["spec"]["nodeName"] != node for p in now_running)
+    assert not {p["metadata"]["name"] for p in now_running} & on_node

@@ -1,0 +1,155 @@
+"""Unit tests for plugins/module_utils/_k8s.py: the logic that needs no apiserver."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+
+import pytest
+
+from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
+    config_references,
+    memory_quantity,
+    normalized_template,
+    parse_quantity,
+    pod_owner,
+    pod_problem,
+    secret_fingerprint,
+    selector_string,
+    template_hash,
+    workload_health,
+)
+
+NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def pod(name="p", phase="Running", ready=True, containers=None, node="n1", owner=None, labels=None, scheduled=None):
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if scheduled:
+        conditions.append(scheduled)
+    meta = {"name": name, "namespace": "ns", "creationTimestamp": "2026-01-01T11:59:00Z", "labels": labels or {}}
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner[0], "name": owner[1], "controller": True}]
+    return {"metadata": meta, "spec": {"nodeName": node, "containers": [{"name": "app"}]},
+            "status": {"phase": phase, "conditions": conditions, "containerStatuses": containers or []}}
+
+
+def crashing(reason="Error", code=1, restarts=7):
+    return {"name": "app", "ready": False, "restartCount": restarts,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+            "lastState": {"terminated": {"reason": reason, "exitCode": code}}}
+
+
+def test_healthy_pod_is_not_a_problem():
+    running = {"name": "app", "ready": True, "restartCount": 0, "state": {"running": {}}}
+    assert pod_problem(pod(containers=[running]), NOW, set()) is None
+
+
+def test_oomkilled_crashloop_ranks_above_plain_crashloop():
+    oom = pod_problem(pod(ready=False, containers=[crashing("OOMKilled", 137)]), NOW, set())
+    err = pod_problem(pod(ready=False, containers=[crashing("Error", 1, restarts=50)]), NOW, set())
+    assert oom["reason"] == err["reason"] == "CrashLoopBackOff"
+    assert oom["oom_killed"] and not err["oom_killed"]
+    assert oom["containers"][0]["last_termination"] == {"reason": "OOMKilled", "exit_code": 137, "signal": None,
+                                                        "started_at": None, "finished_at": None}
+    assert oom["score"] > err["score"]
+
+
+def test_pending_pod_carries_the_schedulers_reason():
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": "0/3 nodes are available: 3 Insufficient memory."}
+    problem = pod_problem(pod(phase="Pending", ready=False, node=None, scheduled=unschedulable), NOW, set())
+    assert problem["reason"] == "Unschedulable" and "Insufficient memory" in problem["scheduler_message"]
+
+
+def test_pod_on_a_notready_node_says_so():
+    problem = pod_problem(pod(ready=False, node="dead"), NOW, {"dead"})
+    assert "NodeNotReady" in problem["reasons"]
+
+
+def test_replicaset_owner_resolves_to_its_deployment():
+    p = pod(owner=("ReplicaSet", "api-gateway-5f887798c5"), labels={"pod-template-hash": "5f887798c5"})
+    assert pod_owner(p) == {"kind": "Deployment", "name": "api-gateway", "replicaset": "api-gateway-5f887798c5"}
+    assert pod_owner(pod(owner=("StatefulSet", "redis"))) == {"kind": "StatefulSet", "name": "redis"}
+    assert pod_owner(pod()) is None
+
+
+@pytest.mark.parametrize("selector, expected", [
+    ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]},
+                           {"key": "canary", "operator": "DoesNotExist"}]}, "tier in (web,api),!canary"),
+    (None, ""),
+])
+def test_selector_string(selector, expected):
+    assert selector_string(selector) == expected
+
+
+def deployment(generation=2, observed=2, replicas=3, updated=3, available=3, total=3, conditions=None):
+    return {"metadata": {"name": "d", "namespace": "ns", "generation": generation},
+            "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": available,
+                       "readyReplicas": available, "replicas": total, "conditions": conditions or []}}
+
+
+def test_deployment_rollout_complete_only_when_all_new_pods_are_available():
+    assert workload_health("Deployment", deployment())["complete"] is True
+    assert workload_health("Deployment", deployment(observed=1))["complete"] is False
+    assert workload_health("Deployment", deployment(updated=1, total=4))["complete"] is False
+    assert workload_health("Deployment", deployment(available=2))["complete"] is False
+
+
+def test_progress_deadline_is_the_stuck_reason():
+    condition = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "too slow"}
+    stuck = deployment(updated=1, conditions=[condition])
+    assert workload_health("Deployment", stuck)["stuck_reason"] == "ProgressDeadlineExceeded: too slow"
+
+
+def test_template_hash_ignores_controller_labels():
+    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "a", "image": "i:1"}]}}
+    from_rs = {"metadata": {"labels": {"app": "x", "pod-template-hash": "abc"}, "creationTimestamp": None},
+               "spec": {"containers": [{"name": "a", "image": "i:1"}]}}
+    assert template_hash(template) == template_hash(from_rs)
+    assert normalized_template(from_rs)["metadata"] == {"labels": {"app": "x"}}
+    changed = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "a", "image": "i:2"}]}}
+    assert template_hash(changed) != template_hash(template)
+
+
+def test_config_references_cover_env_envfrom_and_volumes():
+    template = {"spec": {
+        "containers": [{"name": "app",
+                        "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                                {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "m",
+                                                                                "optional": True}}},
+                                {"name": "PLAIN", "value": "x"}],
+                        "envFrom": [{"secretRef": {"name": "all"}}]}],
+        "volumes": [{"name": "v", "secret": {"secretName": "tls", "items": [{"key": "crt", "path": "c"}]}},
+                    {"name": "p", "projected": {"sources": [{"configMap": {"name": "pc"}}]}}]}}
+    refs = {(r["kind"], r["name"], r["key"], r["via"], r["optional"]) for r in config_references(template)}
+    assert refs == {("Secret", "s", "k", "env K", False), ("ConfigMap", "c", "m", "env M", True),
+                    ("Secret", "all", None, "envFrom", False), ("Secret", "tls", "crt", "volume v", False),
+                    ("ConfigMap", "pc", None, "volume p", False)}
+
+
+def test_secret_fingerprint_never_contains_the_value():
+    value = "whsec_very_secret"
+    fingerprint = secret_fingerprint(base64.b64encode(value.encode()).decode(), with_hash=True)
+    assert fingerprint["length"] == len(value) and not fingerprint["empty"]
+    assert len(fingerprint["sha256_prefix"]) == 8 and value not in str(fingerprint)
+    assert "sha256_prefix" not in secret_fingerprint(base64.b64encode(b"x").decode(), with_hash=False)
+    assert secret_fingerprint("", with_hash=True) == {"length": 0, "empty": True}
+
+
+@pytest.mark.parametrize("text, value", [("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1G", 1e9), ("500M", 5e8),
+                                         ("1e9", 1e9), ("1.5Gi", 1.5 * 2**30), (1024, 1024.0)])
+def test_parse_quantity(text, value):
+    assert parse_quantity(text) == value
+
+
+def test_parse_quantity_rejects_garbage():
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        parse_quantity("lots")
+
+
+@pytest.mark.parametrize("size, text", [(384 * 2**20, "384Mi"), (2 * 2**30, "2Gi"), (1.5e9, "1431Mi")])
+def test_memory_quantity_rounds_up_to_mib(size, text):
+    assert memory_quantity(size) == text
