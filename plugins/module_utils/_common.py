@@ -8,6 +8,7 @@ Private to this collection (underscore name): no compatibility promise to other 
 from __future__ import annotations
 
 import datetime
+import math
 import re
 import typing as t
 
@@ -50,6 +51,8 @@ def parse_duration(value: t.Any, option: str = "duration") -> float:
                     "such as '90s', '5m', '1h30m', '2d'"
                 ) from None
             seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{option}: must be a finite duration, got {value!r}")
     if seconds < 0:
         raise ValueError(f"{option}: must not be negative, got {value!r}")
     return seconds

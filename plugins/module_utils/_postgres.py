@@ -44,7 +44,14 @@ def postgres_argument_spec() -> dict[str, t.Any]:
 # statements keep their literals in pg_stat_activity and pg_stat_statements, so a password
 # set with CREATE/ALTER ROLE ... PASSWORD '...' would leak: mask it, even when truncation
 # cut the literal short.
-_PASSWORD_LITERAL = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*(?:'|$))", re.IGNORECASE)
+_PASSWORD_LITERAL = re.compile(
+    r"(\bPASSWORD\s+)("
+    r"E'(?:[^'\\]|\\.|'')*(?:'|$)"      # E'...' escape strings: \' does not end them
+    r"|'(?:[^']|'')*(?:'|$)"             # standard strings
+    r"|(\$\w*\$).*?(?:\3|$)"             # dollar quoting: $$...$$, $tag$...$tag$
+    r")",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def redact_query(text: str | None) -> str | None:
@@ -86,8 +93,11 @@ def _hint(error_text: str) -> str:
     return "check the connection options"
 
 
-def connect(module) -> t.Any:
-    """Open an autocommit connection or fail with a message that names the target and the next step."""
+def connect(module, dbname: str | None = None, fatal: bool = True) -> t.Any:
+    """Open an autocommit connection or fail with a message that names the target and the next step.
+
+    ``dbname`` overrides login_db; with ``fatal=False`` a failed connection returns None.
+    """
     if psycopg2 is None:
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
     params = module.params
@@ -97,7 +107,7 @@ def connect(module) -> t.Any:
         host=params.get("login_host") or params.get("login_unix_socket") or None,
         port=params["login_port"],
         user=params["login_user"],
-        dbname=params["login_db"],
+        dbname=dbname or params["login_db"],
         connect_timeout=params["connect_timeout"],
         application_name=OWN_APPLICATION_NAME,
     )
@@ -111,6 +121,8 @@ def connect(module) -> t.Any:
     try:
         conn = psycopg2.connect(**{k: v for k, v in kwargs.items() if v is not None})
     except psycopg2.Error as exc:
+        if not fatal:
+            return None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         module.fail_json(
             msg=f"cannot connect to PostgreSQL at {describe_target(params)} as {params['login_user']}: "
@@ -171,7 +183,8 @@ SELECT json_build_object(
              round(a.state_age::numeric, 3) AS wait_seconds, left(a.query, %(query_limit)s) AS query,
              (SELECT json_agg(DISTINCT jsonb_build_object(
                  'mode', l.mode, 'locktype', l.locktype,
-                 'relation', CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END))
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) THEN l.relation::regclass::text END,
+                 'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
                 FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for
       FROM a WHERE cardinality(a.blocked_by) > 0 LIMIT %(list_limit)s) b),
   'blocking', (SELECT coalesce(json_agg(k ORDER BY k.pid), '[]') FROM (
@@ -179,7 +192,8 @@ SELECT json_build_object(
              h.application_name AS application, round(h.state_age::numeric, 3) AS state_age_seconds,
              left(h.query, %(query_limit)s) AS query,
              (SELECT json_agg(DISTINCT jsonb_build_object('mode', l.mode,
-                 'relation', CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END))
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) THEN l.relation::regclass::text END,
+                 'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
                 FROM pg_locks l WHERE l.pid = h.pid AND l.granted AND l.relation IS NOT NULL) AS holding
       FROM a h WHERE h.pid IN (SELECT unnest(blocked_by) FROM a)) k),
   'database_sizes', (SELECT coalesce(json_object_agg(datname, pg_database_size(oid)), '{}')
@@ -265,7 +279,7 @@ _MATCH_PREDICATES = """
     AND (%(users)s::text[] IS NULL OR a.usename = ANY(%(users)s))
     AND (%(applications)s::text[] IS NULL OR a.application_name = ANY(%(applications)s))
     AND (%(exclude_applications)s::text[] IS NULL OR NOT a.application_name = ANY(%(exclude_applications)s))
-    AND (%(client_addrs)s::inet[] IS NULL OR a.client_addr <<= ANY(%(client_addrs)s))
+    AND (%(client_addrs)s::inet[] IS NULL OR a.client_addr <<= ANY(%(client_addrs)s::inet[]))
     AND (%(include_superusers)s OR NOT coalesce(r.rolsuper, false))
     AND (NOT %(blocking_only)s OR a.pid IN (
         SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w))
@@ -290,11 +304,42 @@ WHERE a.pid = ANY(%(pids)s) AND {predicates}
 
 PRIVILEGES_SQL = """
 SELECT r.rolsuper AS superuser, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal_backend,
+       pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AS read_all_stats,
        current_user AS user
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
 STILL_PRESENT_SQL = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%(pids)s)"
+
+
+def resolve_other_database_relations(overview: dict[str, t.Any], connect_to) -> None:
+    """Name the relations of locks held in other databases (an OID means nothing across
+    databases): one connection per such database, made with ``connect_to(dbname)``."""
+    wanted: dict[str, set[int]] = {}
+    for entry in overview["blocked"]:
+        for lock in entry.get("waiting_for") or []:
+            if lock.get("relation_oid") and lock.get("relation") is None and lock.get("database"):
+                wanted.setdefault(lock["database"], set()).add(lock["relation_oid"])
+    for entry in overview["blocking"]:
+        for lock in entry.get("holding") or []:
+            if lock.get("relation_oid") and lock.get("relation") is None and lock.get("database"):
+                wanted.setdefault(lock["database"], set()).add(lock["relation_oid"])
+    names: dict[tuple[str, int], str] = {}
+    for dbname, oids in wanted.items():
+        conn = connect_to(dbname)
+        if conn is None:
+            continue
+        try:
+            for row in query(conn, "SELECT oid::int AS oid, oid::regclass::text AS name FROM pg_class "
+                                   "WHERE oid = ANY(%(oids)s::oid[])", dict(oids=sorted(oids))):
+                names[(dbname, row["oid"])] = row["name"]
+        finally:
+            conn.close()
+    for entry in overview["blocked"] + overview["blocking"]:
+        for lock in (entry.get("waiting_for") or []) + (entry.get("holding") or []):
+            key = (lock.get("database"), lock.get("relation_oid"))
+            if lock.get("relation") is None and key in names:
+                lock["relation"] = names[key]
 
 
 def select_backends(conn, filters: dict[str, t.Any]) -> list[dict[str, t.Any]]:

@@ -167,7 +167,12 @@ blocked:
     pid: {description: The waiting backend., type: int}
     blocking_pids: {description: Backends holding the lock it needs (C(pg_blocking_pids))., type: list, elements: int}
     wait_seconds: {description: Time since its state last changed., type: float}
-    waiting_for: {description: "Lock requests not granted: mode, locktype, relation.", type: list, elements: dict}
+    waiting_for:
+      description:
+        - "Lock requests not granted: C(mode), C(locktype), C(relation) (its name, resolved in the
+          lock's own database), C(relation_oid) and C(database)."
+      type: list
+      elements: dict
     query: {description: "Query text, truncated.", type: str}
 blocking:
   description: Sessions that block at least one other, with the relation locks they hold.
@@ -204,6 +209,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     activity_overview,
     connect,
     postgres_argument_spec,
+    resolve_other_database_relations,
 )
 
 
@@ -228,6 +234,7 @@ def main() -> None:
     try:
         overview = activity_overview(conn, long_query_seconds, module.params["top_statements"],
                                      query_limit=module.params["query_text_limit"])
+        resolve_other_database_relations(overview, lambda dbname: connect(module, dbname=dbname, fatal=False))
     finally:
         conn.close()
     module.exit_json(changed=False, **overview)

@@ -223,6 +223,7 @@ diff:
   sample: {"before": {"matching": 312, "client_backends": 340}, "after": {"matching": 0, "client_backends": 28}}
 """
 
+import ipaddress
 import json
 import time
 
@@ -269,10 +270,33 @@ def build_filters(params: dict) -> dict:
         users=optional_list("users"),
         applications=optional_list("applications"),
         exclude_applications=optional_list("exclude_applications"),
-        client_addrs=optional_list("client_addrs"),
+        client_addrs=_networks(optional_list("client_addrs")),
         include_superusers=bool(params["include_superusers"]),
         blocking_only=bool(params["blocking_only"]),
     )
+
+
+def _networks(values):
+    """Validate client_addrs entries here, so a typo is named as the option, not as SQL."""
+    if values is None:
+        return None
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"client_addrs: {value!r} is not an IP address or CIDR network "
+                             "such as 10.0.0.5 or 10.0.0.0/8") from None
+    return values
+
+
+def warn_if_blind(module, conn) -> None:
+    """A role without pg_read_all_stats sees other roles' sessions with a NULL state, so it
+    would match none of them and report a healthy server. Say so instead of staying silent."""
+    priv = query(conn, PRIVILEGES_SQL)[0]
+    if not priv["superuser"] and not priv["read_all_stats"]:
+        module.warn(f"login_user {priv['user']} is neither a superuser nor a member of pg_read_all_stats "
+                    "(pg_monitor), so the state of other roles' sessions is hidden from it and they "
+                    "never match; grant pg_monitor, or connect as a superuser, to see every session")
 
 
 def check_privileges(module, conn, selected: list) -> None:
@@ -337,6 +361,7 @@ def main() -> None:
     verb = "terminate" if terminate else "cancel"
     conn = connect(module)
     try:
+        warn_if_blind(module, conn)
         try:
             selected = select_backends(conn, filters)
         except Exception as exc:  # e.g. an invalid CIDR in client_addrs, reported by the server
@@ -344,7 +369,7 @@ def main() -> None:
         matched = len(selected)
         try:
             chosen, left_alone = enforce_cap(selected, params["max_terminate"], params["cap_mode"],
-                                          what=f"sessions to {verb}")
+                                             what=f"sessions to {verb}")
         except GuardrailTripped as exc:
             module.fail_json(msg=str(exc), guardrail=exc.guardrail, matched=matched,
                              backends=selected, actions=[], changed=False)

@@ -70,9 +70,19 @@ def test_every_sql_placeholder_has_a_parameter():
     assert set(re.findall(r"%\((\w+)\)s", signal_sql)) == SQL_PARAMETERS | {"pids"}
 
 
-@pytest.mark.parametrize("name", ["databases", "users", "applications", "exclude_applications", "client_addrs"])
+@pytest.mark.parametrize("name", ["databases", "users", "applications", "exclude_applications"])
 def test_list_filters_pass_through(name):
     assert build_filters(params(**{name: ["a", "b"]}))[name] == ["a", "b"]
+
+
+def test_client_addrs_accepts_addresses_and_networks():
+    nets = ["10.0.0.5", "10.0.0.0/8", "::1"]
+    assert build_filters(params(client_addrs=nets))["client_addrs"] == nets
+
+
+def test_client_addrs_rejects_a_typo_naming_the_option():
+    with pytest.raises(ValueError, match="client_addrs: '10.0.0.300' is not an IP address"):
+        build_filters(params(client_addrs=["10.0.0.300"]))
 
 
 @pytest.mark.parametrize("value", [[], [""], [None, ""]])

@@ -64,17 +64,11 @@ def test_the_secret_never_survives_in_any_form():
         assert secret not in redact_query(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: backslash-escaped quote in an E'' literal ends the mask early; "
-    "_PASSWORD_LITERAL must treat \\' as part of E-strings",
-)
 def test_escape_string_with_backslash_quote_is_fully_masked():
     masked = redact_query("ALTER ROLE x PASSWORD E'sec\\'ret-tail'")
     assert "ret-tail" not in masked
 
 
-@pytest.mark.xfail(strict=True, reason="bug: dollar-quoted password literals ($$...$$, $tag$...$tag$) are not masked")
 @pytest.mark.parametrize(
     "text", ["ALTER ROLE x PASSWORD $$dollar-secret$$", "ALTER ROLE x PASSWORD $pw$dollar-secret$pw$"]
 )
