@@ -610,7 +610,6 @@ def main() -> int:
     run.add_argument("--port", type=int, required=True)
     run.add_argument("--cert", required=True)
     run.add_argument("--key", required=True)
-    run.add_argument("--control-dir", default=None)
     run.add_argument("--workers", type=int, default=6)
     chk = sub.add_parser("check")
     chk.add_argument("--kubeconfig", required=True)

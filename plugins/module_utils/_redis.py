@@ -64,6 +64,11 @@ def require_redis(module: t.Any) -> None:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
 
 
+# Any error the redis library raises (the Executor lets server replies such as a refused
+# FAILOVER through; modules turn them into fail_json).
+RedisError: type = redis.exceptions.RedisError if HAS_REDIS else Exception
+
+
 class RedisModuleError(Exception):
     """A failure whose message names the target and the next step; modules fail_json with it."""
 
@@ -196,7 +201,6 @@ def probe_node(conn: ConnParams, address: Address) -> dict[str, t.Any]:
         client = connect(conn, address)
         probe["ping_ms"] = round((time.monotonic() - started) * 1000, 3)
         repl = client.info("replication")
-        priority = client.config_get("replica-priority").get("replica-priority")
     except RedisModuleError as exc:
         probe.update(error=str(exc), error_kind=_kind(exc))
         return probe
@@ -205,7 +209,8 @@ def probe_node(conn: ConnParams, address: Address) -> dict[str, t.Any]:
         return probe
     probe.update(replication_summary(repl))
     probe["reachable"] = True
-    probe["replica_priority"] = int(priority) if priority is not None else 100
+    # From INFO, not CONFIG GET: hardened servers often rename or forbid CONFIG.
+    probe["replica_priority"] = int(repl.get("slave_priority", repl.get("replica_priority", 100)))
     client.close()
     return probe
 

@@ -229,6 +229,8 @@ class Rollout:
         self.kind, self.name, self.namespace = p["kind"], p["name"], p["namespace"]
         self.target = f"{self.kind}/{self.namespace}/{self.name}"
         self.path = workload_path(self.kind, self.namespace, self.name)
+        self.changed = False
+        self.actions = []
 
     def fail(self, msg, **extra):
         self.module.fail_json(msg=msg, target=self.target, **extra)
@@ -281,10 +283,8 @@ class Rollout:
                 self.fail(f"rollout of {self.target} is stuck: {why}; {health['updated']}/{health['desired']} "
                           f"updated, {health['available']}/{health['desired']} available; pods: {pods_text}. "
                           "Inspect with k8s_triage_info or roll back with action=undo",
-                          status=health, changed=self.changed)
+                          status=health, changed=self.changed, actions=self.actions)
             time.sleep(0.5)
-
-    changed = False
 
     def revision_of(self, workload):
         if self.kind == "Deployment":
@@ -388,7 +388,7 @@ def main():
     api = connect(module)
     rollout = Rollout(module, api)
     workload = rollout.read()
-    result = {"changed": False, "actions": []}
+    result = {"changed": False, "actions": rollout.actions}
     before_revision = rollout.revision_of(workload)
     result["previous_revision"] = before_revision
     result["revision"] = before_revision

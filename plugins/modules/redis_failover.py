@@ -190,6 +190,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
     Address,
     ConnParams,
     Executor,
+    RedisError,
     RedisModuleError,
     plan_failover,
     probe_node,
@@ -248,6 +249,12 @@ def run_plan(module: AnsibleModule, conn: ConnParams, plan, probes: list[dict]) 
     except RedisModuleError as exc:
         module.fail_json(msg=str(exc), changed=bool(ex.actions), actions=ex.actions, plan=plan.as_dict(),
                          method=plan.method, unreachable_nodes=plan.unreachable)
+    except RedisError as exc:
+        done = ", ".join(f"{a['action']} {a['target']}" for a in ex.actions) or "nothing"
+        module.fail_json(msg=f"Redis refused a step of the {plan.method} plan: {exc}; done so far: {done}. "
+                             "Check the node's logs and ACL permissions (REPLICAOF, FAILOVER, CONFIG), then run again",
+                         changed=bool(ex.actions), actions=ex.actions, plan=plan.as_dict(), method=plan.method,
+                         unreachable_nodes=plan.unreachable)
     return ex.actions, final
 
 

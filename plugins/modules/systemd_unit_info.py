@@ -51,6 +51,13 @@ options:
     type: str
     default: err
     choices: [emerg, alert, crit, err, warning, notice, info, debug]
+  journal_units:
+    description:
+      - Read the journal of V(all) units asked about, or only of the V(unhealthy) ones (not
+        active, crash-looping, or with a failing probe) - the ones whose logs say why.
+    type: str
+    default: all
+    choices: [all, unhealthy]
   journal_since:
     description:
       - Only journal entries newer than this. A duration (V(90s), V(15m), V(1h)) counts back from
@@ -232,7 +239,8 @@ units:
           description: How long the probe took.
           type: float
     journal:
-      description: The last O(journal_lines) entries at O(journal_priority) or worse since O(journal_since).
+      description: The last O(journal_lines) entries at O(journal_priority) or worse since
+        O(journal_since); empty for a healthy unit when O(journal_units=unhealthy).
       type: list
       elements: dict
       contains:
@@ -321,6 +329,7 @@ def main() -> None:
             journal_lines=dict(type="int", default=20),
             journal_priority=dict(type="str", default="err", choices=_systemd.JOURNAL_PRIORITIES),
             journal_since=dict(type="str", default="1h"),
+            journal_units=dict(type="str", default="all", choices=["all", "unhealthy"]),
             probes=dict(type="list", elements="dict", default=[], options=dict(
                 unit=dict(type="str", required=True),
                 tcp_port=dict(type="int"),
@@ -362,7 +371,9 @@ def main() -> None:
             state.update(_systemd.unit_memory(props))
             state["probe"] = probe_results.get(name)
             state["journal"] = []
-            if state["exists"] and journalctl and params["journal_lines"] > 0:
+            wants_journal = params["journal_units"] == "all" or not state["healthy"] or (
+                state["probe"] is not None and not state["probe"]["ok"])
+            if state["exists"] and journalctl and params["journal_lines"] > 0 and wants_journal:
                 state["journal"] = _systemd.journal_excerpt(module.run_command, journalctl, name,
                                                             params["journal_priority"], since,
                                                             params["journal_lines"])

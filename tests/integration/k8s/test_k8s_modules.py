@@ -134,6 +134,25 @@ def test_statefulset_undo_uses_controller_revisions(namespace, auth):
     assert module("k8s_rollout", args)["changed"] is False
 
 
+def test_daemonset_restart_and_undo(namespace, auth):
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": namespace},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}},
+                                "spec": {"containers": [{"name": "app", "image": "registry.invalid/agent:1"}]}}}}
+    apply(ds)
+    kubectl("rollout", "status", "daemonset/agent", "-n", namespace, "--timeout=60s")
+    kubectl("set", "image", "daemonset/agent", "app=registry.invalid/agent:2", "-n", namespace)
+    kubectl("rollout", "status", "daemonset/agent", "-n", namespace, "--timeout=60s")
+    base = {**auth, "kind": "DaemonSet", "namespace": namespace, "name": "agent", "wait": True, "wait_timeout": 60}
+    undo = module("k8s_rollout", {**base, "action": "undo"})
+    assert undo["changed"] is True and undo["rolled_back_to"] == 1, undo
+    assert get("daemonset", "agent", namespace)["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1")
+    assert module("k8s_rollout", {**base, "action": "undo"})["changed"] is False
+    restart = module("k8s_rollout", {**base, "action": "restart"})
+    assert restart["changed"] is True and restart["status"]["complete"] is True
+    assert restart["status"]["desired"] == len(pods(namespace, "app=agent")) == 3
+
+
 def test_missing_workload_fails_with_next_step(namespace, auth):
     result = module("k8s_rollout", {**auth, "namespace": namespace, "name": "nope", "action": "status"})
     assert result["failed"] and "not found" in result["msg"] and "kubectl get deployment" in result["msg"]

@@ -194,3 +194,18 @@ def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, fail
     now_running = pods(namespace, "app=web")
     assert len(now_running) == 3 and all(p["spec"]["nodeName"] != node for p in now_running)
     assert not {p["metadata"]["name"] for p in now_running} & on_node
+
+
+def test_api_gateway_down_scale_bounce_restores_the_replica_count_and_fails_loudly(namespace, tmp_path):
+    # Every pod of the only revision fails readiness: neither a restart nor a scale bounce can
+    # heal it. The role must try both, put the replica count back and fail with the reason.
+    apply(deployment("api-gateway", namespace, replicas=2, annotations={FAULT: "unready"}))
+    wait_for(lambda: len(pods(namespace, "app=api-gateway")) == 2, "2 gateway pods")
+    inv = inventory(tmp_path, namespace, api_gateway_down_wait_timeout=4, api_gateway_down_scale_pause=1)
+    rc, report, _err = play("api_gateway_down", inv)
+    assert rc != 0
+    result = role_result(report, "api_gateway_down_result")
+    assert result["outcome"] == "failed" and result["remedy"] == "restart + scale bounce", result
+    assert "is stuck" in result["error"]
+    assert result["scaled_to_zero_and_back"] is True
+    assert get("deployment", "api-gateway", namespace)["spec"]["replicas"] == 2

@@ -152,3 +152,21 @@ def test_two_hosts_of_one_group_fail_over_once(lab_nodes, tmp_path):
     masters = [address for address, role in lab.roles().items() if role == "master"]
     assert {r["master"] for r in results} == set(masters) and len(masters) == 1
     assert {r["outcome"] for r in results} == {"healed"}
+
+
+def test_tripped_guardrail_stops_the_run_and_changes_nothing(lab_nodes, tmp_path):
+    lab = lab_nodes
+    lagging = lab.client(lab.ports[2])
+    lagging.config_set("masterauth", "not-the-password")
+    lagging.execute_command("CLIENT", "KILL", "TYPE", "master")
+    lab.write(lab.ports[0], 20000)
+    inv = lab.inventory(tmp_path, redis_unavailable_target=lab.nodes[2])
+    before = lab.roles()
+    rc, report, stderr = play(lab, inv, tags="assess")
+    assert rc == 0, stderr or report
+    assert "max_lag_bytes" in task(report, "Assess | report")["lab-redis"]["msg"]
+    rc, report, stderr = play(lab, inv)
+    assert rc != 0
+    result = record(report)
+    assert result["outcome"] == "failed" and "guardrail 'max_lag_bytes' tripped" in result["error"]
+    assert lab.roles() == before

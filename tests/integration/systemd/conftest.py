@@ -89,9 +89,15 @@ def hosts_exclusive() -> t.Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def lab_host() -> t.Iterator[LabHost]:
+def hosts_lock() -> t.Iterator[None]:
+    with hosts_exclusive():
+        yield
+
+
+@pytest.fixture(scope="session")
+def lab_host(hosts_lock) -> t.Iterator[LabHost]:
     """One lab host for the session, started unless already up (and then left running)."""
-    with hosts_exclusive(), sre_testlib.lab_running("hosts", "1"):
+    with sre_testlib.lab_running("hosts", "1"):
         host = LabHost()
         # Fail loudly, not skip, when the host does not answer.
         host.sh("systemctl is-system-running --wait")

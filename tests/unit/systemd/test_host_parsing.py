@@ -94,11 +94,24 @@ def test_kernel_oom_lines_are_parsed():
     assert kills[0]["timestamp"] == "2026-11-24T07:00:00+0000"
 
 
-def test_unreadable_kernel_log_is_said_not_hidden():
+def test_unreadable_kernel_log_is_said_not_hidden(tmp_path):
     def run(cmd):
-        return 0, "", ""
-    result = _host.kernel_oom_kills(run, "journalctl", 3600)
+        raise AssertionError("no kernel log to ask journalctl about")
+    result = _host.kernel_oom_kills(run, "journalctl", 3600, kmsg=str(tmp_path / "no-kmsg"))
     assert result == {"kernel_log_readable": False, "kills": []}
+
+
+def test_readable_kernel_log_is_searched_since_the_given_time(tmp_path):
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    calls = []
+
+    def run(cmd):
+        calls.append(cmd)
+        return 0, "2026-11-24T07:00:00+0000 vm kernel: Out of memory: Killed process 9 (x) anon-rss:4kB\n", ""
+    result = _host.kernel_oom_kills(run, "journalctl", 3600, kmsg=str(kmsg))
+    assert result["kernel_log_readable"] is True and result["kills"][0]["pid"] == 9
+    assert "-k" in calls[0] and any(a.startswith("--since=") for a in calls[0])
 
 
 def test_top_processes_sees_this_process():
