@@ -108,6 +108,9 @@ class Simulator:
         self.ip_cursor = 2
         self.events_sent: dict[str, str] = {}  # pod uid -> fault signature already reported
         self.stopping = threading.Event()
+        # Key names (never values) of every Secret and ConfigMap, as a kubelet resolves env refs.
+        self.config_keys: dict[tuple[str, str, str], set[str]] = {}
+        self.config_synced = {"Secret": threading.Event(), "ConfigMap": threading.Event()}
 
     # ---------------------------------------------------------------- nodes
     def register_nodes(self) -> None:
@@ -217,6 +220,28 @@ class Simulator:
                     return "oomkilled", container["name"]
         return fault, annotations.get(POD_FAULT_CONTAINER) or None
 
+    def config_error(self, namespace: str, container: dict[str, t.Any]) -> str | None:
+        """What a kubelet says when a container's env refers to a missing Secret/ConfigMap or key."""
+        refs = []
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                if source.get(field):
+                    refs.append((kind, source[field]))
+        for env_from in container.get("envFrom") or []:
+            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                if env_from.get(field):
+                    refs.append((kind, env_from[field]))
+        for kind, ref in refs:
+            if ref.get("optional") or not ref.get("name"):
+                continue
+            keys = self.config_keys.get((kind, namespace, ref["name"]))
+            if keys is None:
+                return f'{kind.lower() if kind == "Secret" else "configmap"} "{ref["name"]}" not found'
+            if ref.get("key") and ref["key"] not in keys:
+                return f"couldn't find key {ref['key']} in {kind} {namespace}/{ref['name']}"
+        return None
+
     def desired_status(self, pod: dict[str, t.Any], node_ready: bool) -> dict[str, t.Any]:
         spec, status, meta = pod["spec"], pod.get("status") or {}, pod["metadata"]
         annotations = meta.get("annotations") or {}
@@ -237,7 +262,12 @@ class Simulator:
                 "name": name, "image": image, "imageID": f"sim://{image}",
                 "containerID": f"sim://{meta['uid'][:13]}-{name}",
             }
-            if faulted and fault in ("crashloop", "oomkilled"):
+            config_error = self.config_error(meta["namespace"], container)
+            if config_error:
+                cstatus.update(ready=False, started=False, restartCount=0, state={"waiting": {
+                    "reason": "CreateContainerConfigError", "message": config_error}}, lastState={})
+                all_ready, pending = False, True
+            elif faulted and fault in ("crashloop", "oomkilled"):
                 oom = fault == "oomkilled"
                 try:
                     code = int(annotations.get(POD_EXIT_CODE, "137" if oom else "1"))
@@ -307,7 +337,8 @@ class Simulator:
             status.get("phase"), status.get("podIP"),
             tuple(sorted((c["type"], c["status"]) for c in status.get("conditions") or [])),
             tuple(sorted((c["name"], c.get("ready"), c.get("restartCount"), json.dumps(
-                {k: (v or {}).get("reason") for k, v in (c.get("state") or {}).items()}, sort_keys=True),
+                {k: [(v or {}).get("reason"), (v or {}).get("message")]
+                 for k, v in (c.get("state") or {}).items()}, sort_keys=True),
                 json.dumps({k: (v or {}).get("reason") for k, v in (c.get("lastState") or {}).items()},
                            sort_keys=True)) for c in status.get("containerStatuses") or [])),
         )
@@ -360,14 +391,20 @@ class Simulator:
     def report_fault(self, pod: dict[str, t.Any], status: dict[str, t.Any]) -> None:
         meta = pod["metadata"]
         fault = self.fault_of(pod)[0]
-        if not fault or self.events_sent.get(meta["uid"]) == fault:
+        config_errors = [((c.get("state") or {}).get("waiting") or {}).get("message") for c in status["containerStatuses"]
+                         if ((c.get("state") or {}).get("waiting") or {}).get("reason") == "CreateContainerConfigError"]
+        signature = "|".join([fault or ""] + config_errors)
+        if signature == "" or self.events_sent.get(meta["uid"], "") == signature:
             return
-        self.events_sent[meta["uid"]] = fault
+        self.events_sent[meta["uid"]] = signature
         for cstatus in status["containerStatuses"]:
             waiting = (cstatus.get("state") or {}).get("waiting")
             ref = {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"],
                    "apiVersion": "v1", "fieldPath": f"spec.containers{{{cstatus['name']}}}"}
-            if waiting and waiting["reason"] == "CrashLoopBackOff":
+            if waiting and waiting["reason"] == "CreateContainerConfigError":
+                self.create_event(meta["namespace"], ref, "Warning", "Failed", f"Error: {waiting['message']}",
+                                  pod["spec"]["nodeName"])
+            elif waiting and waiting["reason"] == "CrashLoopBackOff":
                 self.create_event(meta["namespace"], ref, "Warning", "BackOff",
                                   "Back-off restarting failed container", pod["spec"]["nodeName"],
                                   count=cstatus["restartCount"])
@@ -408,6 +445,7 @@ class Simulator:
                 listing = read_json(list_fn(_preload_content=False, **kwargs))
                 for item in listing["items"]:
                     handle("ADDED", item)
+                handle("SYNCED", {})
                 version = listing["metadata"]["resourceVersion"]
                 while not self.stopping.is_set():
                     response = list_fn(watch=True, resource_version=version, allow_watch_bookmarks=True,
@@ -440,6 +478,8 @@ class Simulator:
                 time.sleep(1)
 
     def handle_pod(self, event: str, pod: dict[str, t.Any]) -> None:
+        if event == "SYNCED":
+            return
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
         if event == "DELETED":
@@ -459,7 +499,30 @@ class Simulator:
                 self.ips_in_use.add(ip)
         self.enqueue(key)
 
+    def handle_config(self, kind: str) -> t.Callable[[str, dict[str, t.Any]], None]:
+        def handle(event: str, obj: dict[str, t.Any]) -> None:
+            if event == "SYNCED":
+                self.config_synced[kind].set()
+                return
+            meta = obj["metadata"]
+            key = (kind, meta["namespace"], meta["name"])
+            keys = set(obj.get("data") or {}) | set(obj.get("binaryData") or {})
+            if event == "DELETED":
+                changed = self.config_keys.pop(key, None) is not None
+            else:
+                changed = self.config_keys.get(key) != keys
+                self.config_keys[key] = keys
+            if changed and self.config_synced[kind].is_set():
+                # A kubelet retries containers waiting on config; requeue that namespace's pods.
+                with self.lock:
+                    waiting = [k for k in self.pods if k[0] == meta["namespace"]]
+                for pod_key in waiting:
+                    self.enqueue(pod_key)
+        return handle
+
     def handle_node(self, event: str, node: dict[str, t.Any]) -> None:
+        if event == "SYNCED":
+            return
         name = node["metadata"]["name"]
         if name not in self.node_names:
             return
@@ -563,6 +626,12 @@ class Simulator:
         self.register_nodes()
         threading.Thread(target=self.watch, args=(self.core.list_node, self.handle_node, "node"),
                          kwargs={"label_selector": f"{NODE_LABEL}=true"}, daemon=True).start()
+        for kind, list_fn in (("Secret", self.core.list_secret_for_all_namespaces),
+                              ("ConfigMap", self.core.list_config_map_for_all_namespaces)):
+            threading.Thread(target=self.watch, args=(list_fn, self.handle_config(kind), kind),
+                             daemon=True).start()
+        for synced in self.config_synced.values():
+            synced.wait(10)
         threading.Thread(target=self.watch,
                          args=(self.core.list_pod_for_all_namespaces, self.handle_pod, "pod"),
                          kwargs={"field_selector": "spec.nodeName!="}, daemon=True).start()

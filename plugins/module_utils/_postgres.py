@@ -142,7 +142,8 @@ def query(conn, sql: str, args: t.Any = None) -> list[dict[str, t.Any]]:
 # --- activity overview: everything pg_activity_info reports, in one round trip -------------
 
 ACTIVITY_SQL = """
-WITH a AS (
+WITH this_db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+a AS (
     SELECT pid, usename, datname, application_name, client_addr, state, backend_type,
            wait_event_type, wait_event, query,
            EXTRACT(EPOCH FROM now() - state_change) AS state_age,
@@ -183,7 +184,8 @@ SELECT json_build_object(
              round(a.state_age::numeric, 3) AS wait_seconds, left(a.query, %(query_limit)s) AS query,
              (SELECT json_agg(DISTINCT jsonb_build_object(
                  'mode', l.mode, 'locktype', l.locktype,
-                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) THEN l.relation::regclass::text END,
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM this_db))
+                                   THEN l.relation::regclass::text END,
                  'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
                 FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for
       FROM a WHERE cardinality(a.blocked_by) > 0 LIMIT %(list_limit)s) b),
@@ -192,7 +194,8 @@ SELECT json_build_object(
              h.application_name AS application, round(h.state_age::numeric, 3) AS state_age_seconds,
              left(h.query, %(query_limit)s) AS query,
              (SELECT json_agg(DISTINCT jsonb_build_object('mode', l.mode,
-                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) THEN l.relation::regclass::text END,
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM this_db))
+                                   THEN l.relation::regclass::text END,
                  'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
                 FROM pg_locks l WHERE l.pid = h.pid AND l.granted AND l.relation IS NOT NULL) AS holding
       FROM a h WHERE h.pid IN (SELECT unnest(blocked_by) FROM a)) k),
