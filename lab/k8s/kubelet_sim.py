@@ -8,6 +8,8 @@ runtime. This process plays every node's kubelet against the real apiserver:
   endpoints controller publishes it), or a fault chosen by pod annotations (see README.md):
   CrashLoopBackOff after an Error or OOMKilled termination, ImagePullBackOff, or Running but
   not Ready; writes kubelet-like core/v1 Warning events for faults;
+* keeps containers whose env refers to a missing Secret/ConfigMap or key in
+  CreateContainerConfigError until it appears (it watches their key names, never values);
 * completes graceful deletion (what a kubelet does when the containers have stopped);
 * marks a node NotReady (and taints it not-ready:NoSchedule, as the node lifecycle controller
   would) while the node carries the annotation sim.sre-runbooks.io/ready=false;

@@ -103,7 +103,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 healthy:
-  description: True when nothing below was found (no unhealthy pod, degraded workload, bad node or empty Service).
+  description:
+    - True when nothing below was found - no unhealthy pod, degraded workload, bad node or empty Service.
+    - Pods that restarted and run Ready again are listed (reason V(Restarted)) but do not count,
+      unless their last termination was OOMKilled.
   returned: always
   type: bool
 summary:
@@ -374,7 +377,9 @@ def main():
     }
     for p in problems:
         p.pop("score", None)
-    healthy = not (problems or workloads or not_ready or pressure or services)
+    # A pod that restarted and runs Ready again is reported, but only an OOMKill makes it a problem.
+    serious = [p for p in problems if p["reason"] != "Restarted" or p["oom_killed"]]
+    healthy = not (serious or workloads or not_ready or pressure or services)
     module.exit_json(changed=False, healthy=healthy, summary=summary,
                      unhealthy_pods=problems[: params["max_pods"]], workloads=workloads, nodes=nodes,
                      services_without_endpoints=services, events=events[: params["max_events"]],

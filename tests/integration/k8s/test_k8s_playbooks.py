@@ -209,3 +209,33 @@ def test_api_gateway_down_scale_bounce_restores_the_replica_count_and_fails_loud
     assert "is stuck" in result["error"]
     assert result["scaled_to_zero_and_back"] is True
     assert get("deployment", "api-gateway", namespace)["spec"]["replicas"] == 2
+
+
+def test_crashloop_release_with_a_missing_secret_key_is_found_and_rolled_back(namespace, tmp_path):
+    # 000 Scenario D as it usually happens: release 2 reads a secret key nobody created.
+    kubectl("create", "secret", "generic", "payments", "-n", namespace, "--from-literal=STRIPE_KEY=sk_test_it")
+    apply(deployment("payments", namespace, replicas=2,
+                     env=[{"name": "STRIPE_KEY", "valueFrom": {"secretKeyRef": {"name": "payments", "key": "STRIPE_KEY"}}}]))
+    rollout_done("payments", namespace)
+    env = [{"name": "STRIPE_KEY", "valueFrom": {"secretKeyRef": {"name": "payments", "key": "STRIPE_KEY"}}},
+           {"name": "STRIPE_WEBHOOK_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "payments", "key": "STRIPE_WEBHOOK_SECRET"}}}]
+    kubectl("patch", "deployment", "payments", "-n", namespace, "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/template/spec/containers/0/env", "value": env},
+         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.invalid/app:2"}]))
+
+    def config_error():
+        return [p for p in pods(namespace, "app=payments")
+                if ((p["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting", {}).get(
+                    "reason") == "CreateContainerConfigError"]
+
+    wait_for(config_error, "the new pod to wait in CreateContainerConfigError")
+    inv = inventory(tmp_path, namespace, crashloop_wait_timeout=60)
+    rc, report, err = play("crashloop", inv)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "healed" and result["workloads"] == [{"kind": "Deployment", "name": "payments"}]
+    assert any("STRIPE_WEBHOOK_SECRET" in m and "exists but has no such key" in m for m in result["missing_config"])
+    assert "sk_test_it" not in json.dumps(report)
+    assert not config_error()
+    assert template_of("payments", namespace)["spec"]["containers"][0]["image"].endswith(":1")
