@@ -299,7 +299,9 @@ class Rollout:
         annotations = (template.get("metadata") or {}).get("annotations") or {}
         if p["restarted_after"]:
             try:
-                threshold = threshold_of(p["restarted_after"])
+                # Kubernetes stamps start and restart times in whole seconds; compare likewise, or
+                # a restart in the same second as the threshold would look "before" it.
+                threshold = threshold_of(p["restarted_after"]).replace(microsecond=0)
             except ValueError as exc:
                 self.fail(str(exc))
             requested = parse_time(annotations.get(RESTARTED_AT)) if annotations.get(RESTARTED_AT) else None

@@ -94,3 +94,20 @@ def test_host_resources_rejects_an_unknown_mount_with_the_mounts_it_has(lab_host
     result = lab_host.module("host_resources_info", {"mounts": ["/nope"], "top_processes": 0})
     assert result["failed"] is True
     assert "/nope is not a mount point" in result["msg"] and "mounted: /" in result["msg"]
+
+
+def test_a_full_disk_shows_in_df_terms_with_its_biggest_directory(lab_host):
+    try:
+        lab_host.sh("mkdir -p /srv/disk/spool/big /srv/disk/spool/small && "
+                    "head -c 60M /dev/zero > /srv/disk/spool/big/blob; head -c 1M /dev/zero > /srv/disk/spool/small/blob",
+                    check=False)
+        result = lab_host.module("host_resources_info", {"mounts": ["/srv/disk"], "largest_dirs_under": ["/srv/disk/spool"],
+                                                         "top_processes": 0})
+        [disk] = result["disks"]
+        assert disk["mount"] == "/srv/disk" and disk["size_bytes"] == 64 * 1024 * 1024
+        assert disk["used_percent"] >= 90
+        df = lab_host.sh("df --output=pcent /srv/disk | tail -1").stdout.strip().rstrip("%")
+        assert abs(disk["used_percent"] - int(df)) <= 1
+        assert result["largest_dirs"][0]["entries"][0]["path"] == "/srv/disk/spool/big"
+    finally:
+        lab_host.sh("rm -rf /srv/disk/spool", check=False)
