@@ -124,7 +124,7 @@ def test_full_memory_is_reported_and_flushed_only_when_allowed(lab_nodes, tmp_pa
     assert record(report)["flushed"] is True and master.dbsize() == 0
 
 
-def test_kubernetes_restart_is_a_clear_placeholder(lab_nodes, tmp_path):
+def test_kubernetes_restart_failure_is_recorded_and_named(lab_nodes, tmp_path):
     lab = lab_nodes
     lab.kill(lab.ports[2])
     rc, report, stderr = play(lab, lab.inventory(tmp_path, outage_platform="kubernetes"))
