@@ -48,7 +48,9 @@ def test_galaxy_build_ships_plugins_roles_playbooks_and_not_the_lab(tmp_path):
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
     assert "plugins/modules/pg_backends.py" in names
-    assert "roles/db_exhaustion/tasks/main.yml" in names
+    for role in (REPO / "roles").iterdir():
+        assert f"roles/{role.name}/tasks/main.yml" in names
+        assert f"roles/{role.name}/meta/argument_specs.yml" in names
     assert "playbooks/outage/db_exhaustion.yml" in names
     assert "meta/runtime.yml" in names
     assert not any(n.startswith(("lab/", ".venv/", "build/", "tests/output/", "benchmarks/")) for n in names)
