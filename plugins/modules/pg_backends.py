@@ -187,6 +187,11 @@ acted:
   returned: always
   type: int
   sample: 100
+acted_by_state:
+  description: RV(acted) per session state, as selected.
+  returned: always
+  type: dict
+  sample: {"idle": 95, "idle in transaction": 5}
 capped:
   description:
     - Matching sessions left alone because of the O(cap_mode=partial) cap. (Not called
@@ -373,7 +378,7 @@ def main() -> None:
         except GuardrailTripped as exc:
             module.fail_json(msg=str(exc), guardrail=exc.guardrail, matched=matched,
                              backends=selected, actions=[], changed=False)
-        result = dict(changed=bool(chosen), backends=chosen, matched=matched, acted=0,
+        result = dict(changed=bool(chosen), backends=chosen, matched=matched, acted=0, acted_by_state={},
                       capped=len(left_alone), actions=[])
         client_before = connection_usage(conn)["client_backends"] if module._diff else None
 
@@ -397,6 +402,10 @@ def main() -> None:
                     outcome = "done"
                 result["actions"].append(action_record(verb, target, outcome, pid=pid))
             result["acted"] = sum(1 for ok in signalled.values() if ok)
+            for backend in chosen:
+                if signalled.get(backend["pid"]):
+                    state = backend["state"]
+                    result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
             result["changed"] = result["acted"] > 0
 
         result["server"] = connection_usage(conn)
