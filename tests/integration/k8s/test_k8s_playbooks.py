@@ -158,8 +158,9 @@ def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, fail
     failing_node(node)
     wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "False"
                          for c in get("node", node)["status"]["conditions"]), f"{node} to be NotReady")
-    inv = inventory(tmp_path, namespace, node_failure_drain_delay=2, node_failure_drain_retries=15,
-                    node_failure_drain_wait_timeout=30)
+    # Generous retries: on a loaded 2-core CI machine the replacement pods take a while to be Ready.
+    inv = inventory(tmp_path, namespace, node_failure_drain_delay=2, node_failure_drain_retries=40,
+                    node_failure_drain_wait_timeout=60)
 
     rc, report, err = play("node_failure", inv, tags="assess")
     assert rc == 0, err
@@ -172,13 +173,21 @@ def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, fail
 
     # An operator relaxes the budget a few seconds into the drain. Until then every eviction is
     # refused (HTTP 429): the client and the task retry. Prove the block held before relaxing it.
-    blocked = []
+    blocked, relax_errors = [], []
 
     def relax():
-        still_there = {p["metadata"]["name"] for p in pods(namespace, "app=web")} & on_node
-        cordoned = bool(get("node", node)["spec"].get("unschedulable"))
-        blocked.append(bool(still_there) and cordoned)
-        kubectl("patch", "pdb", "web", "-n", namespace, "--type=merge", "-p", '{"spec":{"minAvailable":1}}')
+        try:
+            still_there = {p["metadata"]["name"] for p in pods(namespace, "app=web")} & on_node
+            cordoned = bool(get("node", node)["spec"].get("unschedulable"))
+            blocked.append(bool(still_there) and cordoned)
+            for _attempt in range(5):  # a loaded apiserver may refuse once; the drain waits on this
+                if kubectl("patch", "pdb", "web", "-n", namespace, "--type=merge",
+                           "-p", '{"spec":{"minAvailable":1}}', check=False).returncode == 0:
+                    return
+                time.sleep(1)
+            relax_errors.append("kubectl patch pdb failed 5 times")
+        except Exception as exc:  # a thread's exception would otherwise vanish
+            relax_errors.append(repr(exc))
 
     timer = threading.Timer(8, relax)
     timer.start()
@@ -186,7 +195,9 @@ def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, fail
         rc, report, err = play("node_failure", inv)
     finally:
         timer.cancel()
-    assert rc == 0, err or json.dumps(report)[-3000:]
+    assert not relax_errors, relax_errors
+    drain = [r for r in json.dumps(report).split('"msg": ') if "evict" in r.lower() or "drain" in r.lower()]
+    assert rc == 0, (err or "") + "\n".join(drain[-5:])[-3000:]
     result = role_result(report, "node_failure_result")
     assert result["outcome"] == "healed" and result["cordoned"] == [node] and result["drained"] == [node]
     assert blocked == [True], "the budget never blocked the drain: the test proves nothing"
