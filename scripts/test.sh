@@ -19,6 +19,13 @@ cleanup() {
     # down is idempotent and also clears what a crashed run left (pidfiles, veths, cgroups).
     "lab/$c/down" >/dev/null 2>&1 || echo "test.sh: lab/$c/down failed" >&2
   done
+  local state_dir
+  state_dir="$(awk -F': *' '$1 == "lab_state_dir" { print $2 }' inventories/lab/group_vars/all/lab.yml)"
+  if [[ -n "$state_dir" ]]; then
+    rmdir "$state_dir" 2>/dev/null || true
+    # the lock lab/hosts/exclusive takes; nobody else can hold it once our hosts are down
+    [[ " ${was_down[*]} " == *" hosts "* ]] && rm -f "$state_dir.hosts.lock"
+  fi
   return 0
 }
 trap cleanup EXIT
