@@ -84,11 +84,17 @@ class RedisLab:
                          .execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name))
                 for p in self.sentinel_ports}
 
-    def write(self, port: int, n: int, prefix: str = "k", size: int = 100) -> None:
-        pipe = self.client(port).pipeline(transaction=False)
+    def write(self, port: int, n: int, prefix: str = "k", size: int = 100, acked_by: int = 0) -> None:
+        """Write n keys; with acked_by, wait until that many replicas acknowledged them (WAIT), so
+        a test that kills the master next knows the writes were acknowledged, not just sent."""
+        client = self.client(port)
+        pipe = client.pipeline(transaction=False)
         for i in range(n):
             pipe.set(f"{prefix}{i}", "x" * size)
         pipe.execute()
+        if acked_by:
+            acked = client.execute_command("WAIT", acked_by, 10000)
+            assert acked >= acked_by, f"only {acked} of {acked_by} replicas acknowledged the writes"
 
     def inventory(self, tmp_path, sentinels_only: bool = False, with_sentinels: bool = False, **host_vars: t.Any):
         """A one-host inventory (controller, local connection) for the playbook, the way the lab

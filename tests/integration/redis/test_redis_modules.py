@@ -93,7 +93,7 @@ def test_failover_with_master_alive_loses_no_write_and_is_idempotent(lab_nodes):
 
 def test_sigkill_master_promotes_best_replica_and_old_master_rejoins(lab_nodes):
     lab = lab_nodes
-    lab.write(lab.ports[0], 500)
+    lab.write(lab.ports[0], 500, acked_by=2)
     lab.kill(lab.ports[0])
     plan = failover(lab, check=True, nodes=lab.nodes)
     assert plan["changed"] and plan["method"] == "promote" and plan["unreachable_nodes"] == [lab.nodes[0]]

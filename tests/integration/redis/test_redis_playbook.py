@@ -49,7 +49,7 @@ def test_healthy_group_is_left_alone(lab_nodes, tmp_path):
 def test_killed_master_assess_check_act_verify_and_second_run(lab_nodes, tmp_path):
     lab = lab_nodes
     inv = lab.inventory(tmp_path)
-    lab.write(lab.ports[0], 300)
+    lab.write(lab.ports[0], 300, acked_by=2)
     lab.kill(lab.ports[0])
     before = lab.roles()
 
