@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 import sre_testlib
-from k8s_integration import NODE_READY, kubeconfig, kubectl
+from k8s_integration import NODE_READY, kubeconfig, kubectl, nodes_all_schedulable
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,5 @@ def failing_node(k8s_lab: str) -> t.Iterator[t.Callable[[str], None]]:
     for node in marked:
         kubectl("annotate", "node", node, f"{NODE_READY}-", check=False)
         kubectl("uncordon", node, check=False)
+    if marked:
+        nodes_all_schedulable()

@@ -42,19 +42,26 @@ def pods(namespace: str, selector: str | None = None) -> list[dict[str, t.Any]]:
 
 def deployment(name: str, namespace: str, replicas: int = 3, image: str = "registry.invalid/app:1",
                annotations: dict[str, str] | None = None, memory_limit: str | None = None,
-               env: list[dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
+               env: list[dict[str, t.Any]] | None = None, spread: bool = False) -> dict[str, t.Any]:
+    """A Deployment of the simulated app; spread=True asks the scheduler to put the replicas on
+    different nodes (softly, so a drained node's pods can still be placed elsewhere)."""
     container: dict[str, t.Any] = {"name": "app", "image": image}
     if memory_limit:
         container["resources"] = {"limits": {"memory": memory_limit}}
     if env:
         container["env"] = env
+    pod_spec: dict[str, t.Any] = {"containers": [container], "terminationGracePeriodSeconds": 5}
+    if spread:
+        pod_spec["topologySpreadConstraints"] = [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app": name}}}]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                  "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
                  "template": {"metadata": {"labels": {"app": name}, "annotations": annotations or {}},
-                              "spec": {"containers": [container], "terminationGracePeriodSeconds": 5}}},
+                              "spec": pod_spec}},
     }
 
 
@@ -71,6 +78,18 @@ def wait_for(predicate: t.Callable[[], t.Any], what: str, timeout: float = 60) -
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.3)
+
+
+def nodes_all_schedulable(timeout: float = 60) -> None:
+    """Wait until every lab node is Ready, untainted and not cordoned: a node a previous test
+    failed comes back asynchronously (the simulated kubelet lifts the not-ready taint)."""
+    def clean() -> bool:
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        return bool(nodes) and all(
+            not n["spec"].get("unschedulable") and not n["spec"].get("taints")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])
+            for n in nodes)
+    wait_for(clean, "every lab node to be Ready and schedulable", timeout)
 
 
 def rollout_done(name: str, namespace: str, timeout: float = 60) -> None:

@@ -20,6 +20,7 @@ from k8s_integration import (
     get,
     inventory,
     kubectl,
+    nodes_all_schedulable,
     pods,
     role_result,
     rollout_done,
@@ -147,10 +148,18 @@ def test_memory_exhaustion_reports_then_raises_once(namespace, tmp_path):
 
 
 def test_node_failure_drains_through_a_blocking_budget(namespace, tmp_path, failing_node):
-    apply(deployment("web", namespace, replicas=3))
+    # Fail a node that holds exactly one replica. On 1.20 a budget also refuses to evict pods that
+    # are already unready, so with most replicas on the failed node even the relaxed budget
+    # (minAvailable 1) would never let the drain finish (1.26+ lets unhealthy pods go).
+    nodes_all_schedulable()
+    apply(deployment("web", namespace, replicas=3, spread=True))
     rollout_done("web", namespace)
-    node = pods(namespace, "app=web")[0]["spec"]["nodeName"]
-    on_node = {p["metadata"]["name"] for p in pods(namespace, "app=web") if p["spec"]["nodeName"] == node}
+    placement: dict[str, set[str]] = {}
+    for pod in pods(namespace, "app=web"):
+        placement.setdefault(pod["spec"]["nodeName"], set()).add(pod["metadata"]["name"])
+    node = next((n for n in sorted(placement) if len(placement[n]) == 1), None)
+    assert node, f"the scheduler placed the replicas {placement}; no node holds exactly one"
+    on_node = placement[node]
     # The budget wants every replica up: evictions are refused (HTTP 429) until it is relaxed.
     apply({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
            "metadata": {"name": "web", "namespace": namespace},

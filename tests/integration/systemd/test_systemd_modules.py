@@ -44,7 +44,10 @@ def test_a_crash_looping_unit_shows_climbing_restarts_and_its_errors(lab_host, t
     second = lab_host.module("systemd_unit_info", {"units": [unit], "journal_priority": "info"})["units"][unit]
     assert first["n_restarts"] >= 2
     assert second["n_restarts"] > first["n_restarts"]
-    assert second["healthy"] is False
+    # healthy is a snapshot: a read can land in the few milliseconds the crashing process runs
+    # (active/running). Both reads landing there would mean the module misreads the loop.
+    assert first["healthy"] is False or second["healthy"] is False, (first, second)
+    assert first["restart_looping"] or second["restart_looping"]
     assert second["exec_main_code"] == "exited" and second["exec_main_status"] == 3
     assert any("cannot open /etc/app.conf" in e["message"] for e in second["journal"])
 
