@@ -8,12 +8,18 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 scripts/bootstrap.sh || exit 1
 
+# Everything a run writes to the temp dir (pytest's tmp_path folders, the Kubernetes client's
+# discovery cache, mktemp files of the lab scripts) goes under one folder, removed at exit.
+run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/sre-runbooks-test.XXXXXX")"
+export TMPDIR="$run_tmp"
+
 components=(hosts k8s redis pg)
 was_down=()
 for c in "${components[@]}"; do
   [[ -x "lab/$c/status" ]] && ! "lab/$c/status" >/dev/null 2>&1 && was_down+=("$c")
 done
 cleanup() {
+  # A kept lab's processes inherited TMPDIR: their folder stays with them.
   [[ "${LAB_KEEP:-0}" == 1 ]] && return
   for c in "${was_down[@]}"; do
     # down is idempotent and also clears what a crashed run left (pidfiles, veths, cgroups).
@@ -26,6 +32,7 @@ cleanup() {
     # the lock lab/hosts/exclusive takes; nobody else can hold it once our hosts are down
     [[ " ${was_down[*]} " == *" hosts "* ]] && rm -f "$state_dir.hosts.lock"
   fi
+  rm -rf "$run_tmp"
   return 0
 }
 trap cleanup EXIT
