@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -185,6 +186,20 @@ def connect(conn: ConnParams, address: Address, sentinel: bool = False) -> "redi
         err.kind = "unreachable"  # type: ignore[attr-defined]
         raise err from None
     return client
+
+
+_T = t.TypeVar("_T")
+_R = t.TypeVar("_R")
+
+
+def each_at_once(func: t.Callable[[_T], _R], items: t.Sequence[_T]) -> list[_R]:
+    """func over every item concurrently, results in the items' order: a group's nodes and
+    sentinels are asked together, so the slowest (a node timing out in a partition) sets the
+    pace, not their sum. The first exception any call raised is raised here."""
+    if len(items) < 2:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+        return list(pool.map(func, items))
 
 
 def _kind(exc: Exception) -> str:

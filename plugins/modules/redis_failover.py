@@ -192,6 +192,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
     Executor,
     RedisError,
     RedisModuleError,
+    each_at_once,
     plan_failover,
     probe_node,
     redis_argument_spec,
@@ -208,7 +209,7 @@ def group_nodes(conn: ConnParams, params: dict) -> tuple[list[Address], list[dic
     agreed = None
     if params["sentinels"]:
         sentinels = [Address.parse(s, "sentinel") for s in params["sentinels"]]
-        views = [sentinel_view(conn, s, params["master_name"]) for s in sentinels]
+        views = each_at_once(lambda s: sentinel_view(conn, s, params["master_name"]), sentinels)
         agreed = sentinel_master(views)
         if agreed is None:
             raise RedisModuleError("no sentinel answers: " + "; ".join(v["error"] for v in views))
@@ -286,7 +287,7 @@ def main() -> None:
     try:
         nodes, views, agreed = group_nodes(conn, params)
         target = Address.parse(params["target"], "target").canonical if params["target"] else None
-        probes = [probe_node(conn, n) for n in nodes]
+        probes = each_at_once(lambda n: probe_node(conn, n), nodes)
         plan = plan_failover(
             probes, target=target, mode=params["mode"], force=params["force"],
             max_lag_bytes=None if params["max_lag_bytes"] < 0 else params["max_lag_bytes"],

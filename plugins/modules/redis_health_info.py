@@ -6,10 +6,11 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: redis_health_info
-short_description: Health of one Redis node and the sentinels' view of its master
+short_description: Health of Redis nodes and the sentinels' view of their master
 version_added: 0.1.0
 description:
-  - Answers the first questions of a Redis outage for one node in one call - does it answer and how
+  - Answers the first questions of a Redis outage for a node, or for every node of a group in one
+    call (O(nodes)) - does it answer and how
     fast (PING round trip), is it master or replica, how far behind are its replicas, is memory
     full and what is being evicted, are clients blocked or rejected, is the keyspace hit rate
     low, did the last save fail.
@@ -37,6 +38,14 @@ attributes:
     support: full
     description: Never changes the node; the write check deletes its own key.
 options:
+  nodes:
+    description:
+      - Assess these nodes (C(host:port), C([ipv6]:port)) instead of O(login_host) and O(login_port),
+        all at once, in one module run - what an assessment of a replication group wants.
+      - Each node's health is returned in RV(nodes), in the order given; RV(node) is then the first.
+      - Every node is reached with the same credentials and TLS settings.
+    type: list
+    elements: str
   write_check:
     description:
       - Also SET, GET and DEL a key of its own (C(sre-runbooks:write-check:*), 60 second expiry)
@@ -66,6 +75,15 @@ EXAMPLES = r"""
   delegate_to: localhost
   register: redis_health
 
+- name: Assess every node of a replication group and the sentinels, in one call
+  sre.runbooks.redis_health_info:
+    nodes: [10.0.0.11:6379, 10.0.0.12:6379, 10.0.0.13:6379]
+    login_password: "{{ redis_login_password }}"
+    sentinels: [10.0.0.11:26379, 10.0.0.12:26379, 10.0.0.13:26379]
+    master_name: cache
+  delegate_to: localhost
+  register: redis_group
+
 - name: Prove the node takes writes
   sre.runbooks.redis_health_info:
     login_host: 10.0.0.11
@@ -80,8 +98,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+nodes:
+  description:
+    - The health of every node assessed, in the order of O(nodes) (or only the O(login_host) node),
+      each with the keys of RV(node).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "10.0.0.11:6379", "reachable": true, "role": "master"},
+           {"address": "10.0.0.12:6379", "reachable": false, "error": "cannot connect ..."}]
 node:
-  description: The node's health. Only RV(node.address) and RV(node.reachable) (plus RV(node.error)) when it does not answer.
+  description:
+    - The node's health (with O(nodes), the first node's). Only RV(node.address) and RV(node.reachable)
+      (plus RV(node.error)) when it does not answer.
   returned: always
   type: dict
   contains:
@@ -201,6 +230,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
     Address,
     ConnParams,
     RedisModuleError,
+    each_at_once,
     health,
     redis_argument_spec,
     require_redis,
@@ -211,23 +241,33 @@ from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
 
 def main() -> None:
     argument_spec = redis_argument_spec(node=True, sentinel=True)
-    argument_spec.update(write_check=dict(type="bool", default=False))
+    argument_spec.update(nodes=dict(type="list", elements="str"),
+                         write_check=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_redis(module)
     params = module.params
     if params["sentinels"] and not params["master_name"]:
         module.fail_json(msg="sentinels needs master_name: the name the sentinels monitor the master under")
+    if params["nodes"] is not None and not params["nodes"]:
+        module.fail_json(msg="nodes is empty: list the nodes to assess as host:port, or leave it out "
+                             "and give login_host and login_port")
     conn = ConnParams(params)
+    write_check = params["write_check"] and not module.check_mode
     try:
-        node = health(conn, Address(params["login_host"], params["login_port"]),
-                      write_check=params["write_check"] and not module.check_mode)
-        views = [sentinel_view(conn, Address.parse(s, "sentinel"), params["master_name"])
-                 for s in params["sentinels"]]
+        addresses = ([Address.parse(n) for n in params["nodes"]] if params["nodes"]
+                     else [Address(params["login_host"], params["login_port"])])
+        sentinels = [Address.parse(s, "sentinel") for s in params["sentinels"]]
+        # Nodes and sentinels are asked together: the slowest one sets the pace.
+        answers = each_at_once(
+            lambda job: health(conn, job[1], write_check=write_check) if job[0] == "node"
+            else sentinel_view(conn, job[1], params["master_name"]),
+            [("node", a) for a in addresses] + [("sentinel", s) for s in sentinels])
     except RedisModuleError as exc:
         module.fail_json(msg=str(exc))
+    nodes, views = answers[:len(addresses)], answers[len(addresses):]
     agreed = sentinel_master(views)
     by_canon = {v.get("master_canonical"): v.get("master") for v in views}
-    module.exit_json(changed=False, node=node, sentinels=views,
+    module.exit_json(changed=False, node=nodes[0], nodes=nodes, sentinels=views,
                      sentinel_master=by_canon.get(agreed) if agreed else None)
 
 

@@ -57,6 +57,28 @@ def test_health_of_replica_and_of_a_dead_node(lab):
     assert "Connection refused" in gone["node"]["error"]
 
 
+def test_health_of_a_whole_group_in_one_call(lab):
+    lab.kill(lab.ports[2])
+    result = run_module("redis_health_info", dict(
+        nodes=lab.nodes, login_password=lab.password, sentinels=lab.sentinels, master_name=lab.master_name))
+    assert not result.get("failed"), result
+    assert [n["address"] for n in result["nodes"]] == lab.nodes, "nodes come back in the order given"
+    assert [n["reachable"] for n in result["nodes"]] == [True, True, False]
+    assert [n.get("role") for n in result["nodes"][:2]] == ["master", "replica"]
+    assert "Connection refused" in result["nodes"][2]["error"]
+    assert result["node"] == result["nodes"][0]
+    assert result["sentinel_master"] == lab.nodes[0] and len(result["sentinels"]) == 3
+    assert_no_secret(lab, result)
+
+    wrong = run_module("redis_health_info", dict(nodes=lab.nodes[:2], login_password="not-the-password"))
+    assert wrong["failed"] and (lab.nodes[0] in wrong["msg"] or lab.nodes[1] in wrong["msg"]), wrong
+    assert "not-the-password" not in json.dumps(wrong)
+    empty = run_module("redis_health_info", dict(nodes=[], login_password=lab.password))
+    assert empty["failed"] and "nodes is empty" in empty["msg"]
+    bad = run_module("redis_health_info", dict(nodes=["127.0.0.1:99999"], login_password=lab.password))
+    assert bad["failed"] and "127.0.0.1:99999" in bad["msg"] and "port" in bad["msg"]
+
+
 def test_health_check_mode_skips_the_write_check(lab):
     result = run_module("redis_health_info", dict(login_host=lab.host, login_port=lab.ports[0],
                                                   login_password=lab.password, write_check=True), check=True)
