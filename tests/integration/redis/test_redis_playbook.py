@@ -5,11 +5,15 @@ a Sentinel-managed group is failed over by its sentinels, full memory is only fl
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+import time
+import uuid
 
 import pytest
 import yaml
 
-from sre_testlib import REPO, run_playbook
+from sre_testlib import REPO, VENV_BIN, lab_running, lab_var, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -170,3 +174,62 @@ def test_tripped_guardrail_stops_the_run_and_changes_nothing(lab_nodes, tmp_path
     result = record(report)
     assert result["outcome"] == "failed" and "guardrail 'max_lag_bytes' tripped" in result["error"]
     assert lab.roles() == before
+
+
+def test_kubernetes_statefulset_restart_brings_a_dead_node_back(lab_nodes, tmp_path):
+    """outage_platform: kubernetes on the real lab control plane: a dead node is brought back by a
+    rollout restart of the Redis StatefulSet. The lab's pods are simulated, so this test plays
+    the kubelet's part: once the restart is on the StatefulSet, it starts the dead process again."""
+    lab = lab_nodes
+    kubeconfig = f"{lab_var('lab_state_dir')}/k8s/kubeconfig"
+
+    def kubectl(*args, stdin=None):
+        return subprocess.run([str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig, *args], input=stdin,
+                              capture_output=True, text=True, timeout=120, check=True).stdout
+
+    with lab_running("k8s"):
+        namespace = f"it-redis-{uuid.uuid4().hex[:6]}"
+        kubectl("create", "namespace", namespace)
+        try:
+            kubectl("apply", "-f", "-", stdin=json.dumps({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "redis", "namespace": namespace},
+                "spec": {"serviceName": "redis", "replicas": 3, "selector": {"matchLabels": {"app": "redis"}},
+                         "template": {"metadata": {"labels": {"app": "redis"}},
+                                      "spec": {"containers": [{"name": "redis", "image": "registry.invalid/redis:7"}],
+                                               "terminationGracePeriodSeconds": 1}}}}))
+            kubectl("rollout", "status", "statefulset/redis", "-n", namespace, "--timeout=120s")
+            lab.write(lab.ports[0], 100, acked_by=2)
+            lab.kill(lab.ports[2])
+
+            restarted, errors = threading.Event(), []
+
+            def kubelet():
+                try:
+                    for _attempt in range(600):
+                        template = json.loads(kubectl("get", "statefulset", "redis", "-n", namespace, "-o", "json"))
+                        if "kubectl.kubernetes.io/restartedAt" in json.dumps(template["spec"]["template"]):
+                            lab.start_stopped()
+                            restarted.set()
+                            return
+                        time.sleep(0.2)
+                except Exception as exc:  # a thread's exception would otherwise vanish
+                    errors.append(repr(exc))
+
+            watcher = threading.Thread(target=kubelet, daemon=True)
+            watcher.start()
+            inv = lab.inventory(tmp_path, outage_platform="kubernetes", k8s_kubeconfig=kubeconfig,
+                                k8s_namespace=namespace)
+            rc, report, stderr = play(lab, inv)
+            watcher.join(timeout=5)
+            assert not errors, errors
+            assert restarted.is_set(), "the playbook never restarted the StatefulSet"
+            assert rc == 0, stderr or report
+            result = record(report)
+            assert result["outcome"] == "healed" and result["platform"] == "kubernetes", result
+            assert result["unreachable_before"] == [lab.nodes[2]] and result["restarted"] == ["redis"], result
+            assert lab.roles() == {lab.nodes[0]: "master", lab.nodes[1]: f"replica of {lab.nodes[0]}",
+                                   lab.nodes[2]: f"replica of {lab.nodes[0]}"}
+        finally:
+            subprocess.run([str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig, "delete", "namespace",
+                            namespace, "--wait=false"], capture_output=True, check=False)
