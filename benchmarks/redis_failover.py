@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -197,7 +198,8 @@ def main() -> None:
     was_up = sre_testlib.lab("redis", "status", check=False).returncode == 0
     if not was_up:
         sre_testlib.lab("redis", "up")
-    inventory = write_inventory(Path(os.environ.get("TMPDIR", "/tmp")) / f"sre-bench-redis-{os.getpid()}")
+    scratch = tempfile.TemporaryDirectory(prefix="sre-bench-redis-")
+    inventory = write_inventory(Path(scratch.name))
     rows: dict[str, list] = {}
     try:
         for _run in range(args.runs):
@@ -213,6 +215,7 @@ def main() -> None:
                 rows.setdefault("b) Sentinel automatic, down-after 30000 ms (default): write window", []).append(
                     bench_sentinel(30000)["window"])
     finally:
+        scratch.cleanup()
         reset(sentinels=True)
         if not was_up:
             sre_testlib.lab("redis", "down", check=False)
