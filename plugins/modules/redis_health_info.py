@@ -224,6 +224,8 @@ sentinel_master:
   sample: 10.0.0.11:6379
 """
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
@@ -258,10 +260,9 @@ def main() -> None:
                      else [Address(params["login_host"], params["login_port"])])
         sentinels = [Address.parse(s, "sentinel") for s in params["sentinels"]]
         # Nodes and sentinels are asked together: the slowest one sets the pace.
-        answers = each_at_once(
-            lambda job: health(conn, job[1], write_check=write_check) if job[0] == "node"
-            else sentinel_view(conn, job[1], params["master_name"]),
-            [("node", a) for a in addresses] + [("sentinel", s) for s in sentinels])
+        answers = each_at_once(lambda ask: ask(), [
+            *(functools.partial(health, conn, a, write_check=write_check) for a in addresses),
+            *(functools.partial(sentinel_view, conn, s, params["master_name"]) for s in sentinels)])
     except RedisModuleError as exc:
         module.fail_json(msg=str(exc))
     nodes, views = answers[:len(addresses)], answers[len(addresses):]
