@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,17 +28,9 @@ sys.path.insert(0, str(REPO / "tests" / "lib"))
 
 import sre_testlib  # noqa: E402
 
+from sre_testlib import kubeconfig, kubectl  # noqa: E402
+
 NAMESPACE = "bench-triage"
-KUBECTL = str(sre_testlib.VENV_BIN / "kubectl")
-
-
-def kubeconfig() -> str:
-    return str(Path(sre_testlib.lab_var("lab_state_dir")) / "k8s" / "kubeconfig")
-
-
-def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", kubeconfig(), *args], input=stdin, text=True,
-                          capture_output=True, check=check)
 
 
 def deployment(name: str, replicas: int, fault: str | None) -> dict:

@@ -134,5 +134,21 @@ def lab_running(component: str, *args: str) -> t.Iterator[None]:
             lab(component, "down", check=False)
 
 
+def kubeconfig() -> str:
+    """The lab cluster's kubeconfig (lab/lab k8s up writes it)."""
+    return str(Path(lab_var("lab_state_dir")) / "k8s" / "kubeconfig")
+
+
+def kubectl(*args: str, stdin: t.Any = None, check: bool = True) -> subprocess.CompletedProcess:
+    """kubectl against the lab cluster; stdin may be a manifest (dict) or text."""
+    if stdin is not None and not isinstance(stdin, str):
+        stdin = json.dumps(stdin)
+    proc = subprocess.run([str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig(), *args], input=stdin,
+                          text=True, capture_output=True, check=False, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
 def python_bin() -> str:
     return str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import typing as t
 from pathlib import Path
 
 import sre_testlib
+from sre_testlib import kubeconfig, kubectl
 
-KUBECTL = str(sre_testlib.VENV_BIN / "kubectl")
 FAULT = "sim.sre-runbooks.io/fault"
 MEMORY_USAGE = "sim.sre-runbooks.io/memory-usage"
 NODE_READY = "sim.sre-runbooks.io/ready"
-
-
-def kubeconfig() -> str:
-    return str(Path(sre_testlib.lab_var("lab_state_dir")) / "k8s" / "kubeconfig")
-
-
-def kubectl(*args: str, stdin: t.Any = None, check: bool = True) -> subprocess.CompletedProcess:
-    if stdin is not None and not isinstance(stdin, str):
-        stdin = json.dumps(stdin)
-    proc = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig(), *args], input=stdin, text=True,
-                          capture_output=True, check=False, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-    return proc
 
 
 def get(kind: str, name: str, namespace: str | None = None) -> dict[str, t.Any]:

@@ -5,7 +5,6 @@ a Sentinel-managed group is failed over by its sentinels, full memory is only fl
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +12,7 @@ import uuid
 import pytest
 import yaml
 
-from sre_testlib import REPO, VENV_BIN, lab_running, lab_var, run_playbook
+from sre_testlib import REPO, kubeconfig, kubectl, lab_running, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -181,23 +180,17 @@ def test_kubernetes_statefulset_restart_brings_a_dead_node_back(lab_nodes, tmp_p
     rollout restart of the Redis StatefulSet. The lab's pods are simulated, so this test plays
     the kubelet's part: once the restart is on the StatefulSet, it starts the dead process again."""
     lab = lab_nodes
-    kubeconfig = f"{lab_var('lab_state_dir')}/k8s/kubeconfig"
-
-    def kubectl(*args, stdin=None):
-        return subprocess.run([str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig, *args], input=stdin,
-                              capture_output=True, text=True, timeout=120, check=True).stdout
-
     with lab_running("k8s"):
         namespace = f"it-redis-{uuid.uuid4().hex[:6]}"
         kubectl("create", "namespace", namespace)
         try:
-            kubectl("apply", "-f", "-", stdin=json.dumps({
+            kubectl("apply", "-f", "-", stdin={
                 "apiVersion": "apps/v1", "kind": "StatefulSet",
                 "metadata": {"name": "redis", "namespace": namespace},
                 "spec": {"serviceName": "redis", "replicas": 3, "selector": {"matchLabels": {"app": "redis"}},
                          "template": {"metadata": {"labels": {"app": "redis"}},
                                       "spec": {"containers": [{"name": "redis", "image": "registry.invalid/redis:7"}],
-                                               "terminationGracePeriodSeconds": 1}}}}))
+                                               "terminationGracePeriodSeconds": 1}}}})
             kubectl("rollout", "status", "statefulset/redis", "-n", namespace, "--timeout=120s")
             lab.write(lab.ports[0], 100, acked_by=2)
             lab.kill(lab.ports[2])
@@ -207,7 +200,8 @@ def test_kubernetes_statefulset_restart_brings_a_dead_node_back(lab_nodes, tmp_p
             def kubelet():
                 try:
                     for _attempt in range(600):
-                        template = json.loads(kubectl("get", "statefulset", "redis", "-n", namespace, "-o", "json"))
+                        template = json.loads(kubectl("get", "statefulset", "redis", "-n", namespace,
+                                                      "-o", "json").stdout)
                         if "kubectl.kubernetes.io/restartedAt" in json.dumps(template["spec"]["template"]):
                             lab.start_stopped()
                             restarted.set()
@@ -218,7 +212,7 @@ def test_kubernetes_statefulset_restart_brings_a_dead_node_back(lab_nodes, tmp_p
 
             watcher = threading.Thread(target=kubelet, daemon=True)
             watcher.start()
-            inv = lab.inventory(tmp_path, outage_platform="kubernetes", k8s_kubeconfig=kubeconfig,
+            inv = lab.inventory(tmp_path, outage_platform="kubernetes", k8s_kubeconfig=kubeconfig(),
                                 k8s_namespace=namespace)
             rc, report, stderr = play(lab, inv)
             watcher.join(timeout=5)
@@ -231,5 +225,4 @@ def test_kubernetes_statefulset_restart_brings_a_dead_node_back(lab_nodes, tmp_p
             assert lab.roles() == {lab.nodes[0]: "master", lab.nodes[1]: f"replica of {lab.nodes[0]}",
                                    lab.nodes[2]: f"replica of {lab.nodes[0]}"}
         finally:
-            subprocess.run([str(VENV_BIN / "kubectl"), "--kubeconfig", kubeconfig, "delete", "namespace",
-                            namespace, "--wait=false"], capture_output=True, check=False)
+            kubectl("delete", "namespace", namespace, "--wait=false", check=False)
