@@ -2,13 +2,18 @@
 SHELL := /bin/bash
 SCENARIO ?= db_exhaustion
 
-.PHONY: demo test bootstrap unit integration drills drill quality sanity lint lab-down build clean
+.PHONY: demo test test-cold bootstrap unit integration drills drill quality sanity lint lab-down build clean
 
 demo: bootstrap
 	scripts/demo.sh
 
 test: bootstrap
 	scripts/test.sh
+
+# The test command as a new machine runs it: fresh clone, empty HOME (no caches). Run it before
+# resolving anything that touches lab/, scripts/ or what installs or builds.
+test-cold:
+	scripts/test-cold.sh
 
 bootstrap:
 	scripts/bootstrap.sh
