@@ -34,7 +34,11 @@ def pooler_pods(namespace: str) -> set[str]:
     return {p["metadata"]["name"] for p in pods(namespace, "app=pgbouncer")}
 
 
-def test_pooler_rollout_restart_runs_once_per_incident(namespace, tmp_path, exhausted_postgres):
+@pytest.mark.parametrize("incident_start_given", [True, False], ids=["incident_started_at", "derived"])
+def test_pooler_rollout_restart_runs_once_per_incident(namespace, tmp_path, exhausted_postgres,
+                                                       incident_start_given):
+    """Once per incident, with incident_started_at given or derived from the incident's first run
+    (sre.runbooks.incident_start): before, a re-run without it was a new incident and restarted again."""
     apply(deployment("pgbouncer", namespace, replicas=2))
     rollout_done("pgbouncer", namespace)
     before = pooler_pods(namespace)
@@ -46,9 +50,11 @@ def test_pooler_rollout_restart_runs_once_per_incident(namespace, tmp_path, exha
         postgresql_login_host=lab("lab_bind_address"), postgresql_login_port=lab("lab_pg_port"),
         postgresql_login_user=lab("lab_pg_superuser"), postgresql_login_password=lab("lab_pg_password"),
         postgresql_login_db="postgres")
-    extra = {"target": "lab-k8s", "incident_started_at": incident,
+    extra = {"target": "lab-k8s",
              "db_exhaustion_utilisation_threshold": 20, "db_exhaustion_min_idle": "1h",
              "db_exhaustion_min_idle_in_transaction": "1h"}
+    if incident_start_given:
+        extra["incident_started_at"] = incident
 
     rc, report, err = sre_testlib.run_playbook(PLAYBOOK, inventory=inv, extra_vars=extra, check=True)
     assert rc == 0, err

@@ -1,0 +1,53 @@
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of sre.runbooks.incident_start: runs on the controller, never on the target."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration
+from ansible_collections.sre.runbooks.plugins.plugin_utils import _incident
+
+ARGUMENT_SPEC = {
+    "scenario": {"type": "str", "required": True},
+    "target": {"type": "str"},
+    "incident_id": {"type": "str"},
+    "started_at": {"type": "str"},
+    "state_dir": {"type": "path"},
+    "window": {"type": "raw", "default": "2h"},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        del validation
+        try:
+            window = parse_duration(args["window"], "window")
+            given = _incident.parse_timestamp(args["started_at"]) if args.get("started_at") else None
+            if args.get("incident_id"):
+                incident_id = _incident.validate_incident_id(args["incident_id"])
+            else:
+                incident_id = _incident.incident_id_for(args["scenario"], args.get("target"))
+        except ValueError as exc:
+            raise AnsibleActionFail(f"incident_start: {exc}") from None
+        state_dir = args.get("state_dir") or _incident.default_state_dir()
+        try:
+            info = _incident.establish(state_dir, incident_id, args["scenario"], args.get("target"),
+                                       window, given, write=not self._task.check_mode)
+        except OSError as exc:
+            raise AnsibleActionFail(
+                f"incident_start: cannot use the incident record under {state_dir}: {exc}; "
+                "set incident_state_dir (or SRE_RUNBOOKS_STATE_DIR) to a writable folder, "
+                "or pass incident_started_at") from None
+        result.update(info)
+        # Bookkeeping on the controller, not a change to any system: a healthy run stays changed=0.
+        result["changed"] = False
+        return result
