@@ -8,16 +8,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration
+from ansible_collections.sre.runbooks.plugins.modules.incident_start import ARGUMENT_SPEC
 from ansible_collections.sre.runbooks.plugins.plugin_utils import _incident
-
-ARGUMENT_SPEC = {
-    "scenario": {"type": "str", "required": True},
-    "target": {"type": "str"},
-    "incident_id": {"type": "str"},
-    "started_at": {"type": "str"},
-    "state_dir": {"type": "path"},
-    "window": {"type": "raw", "default": "2h"},
-}
 
 
 class ActionModule(ActionBase):

@@ -33,10 +33,12 @@ _KEY = r"-{0,2}[A-Za-z_][A-Za-z0-9_.-]*"
 
 # user:password@ inside a URL or DSN (postgresql://u:pw@h, redis://:pw@h, amqp://u:pw@h).
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<pw>[^@/\s'\"]+)@", re.I)
+# A lone token as a URL's user part: https://TOKEN@host/ (GitHub-style token URLs).
+_URL_TOKEN = re.compile(r"(?P<scheme>\bhttps?://)(?P<token>[^:/@\s'\"]{16,})@", re.I)
 # key=value, key: value, --key=value, KEY="value", key='value', "key": "value".
 _ASSIGNMENT = re.compile(
     r"(?P<q>\"?)(?P<key>(?<![A-Za-z0-9_-])" + _KEY + r")(?P=q)"
-    r"(?P<sep>\s*[=:]\s*)"
+    r"(?P<sep>\s*=\s*|\s*:(?!//)\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&'\"}]+)"
 )
 # HTTP Authorization headers and bearer tokens.
@@ -65,6 +67,7 @@ def mask_text(text: t.Any) -> t.Any:
     if not isinstance(text, str) or not text:
         return text
     text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
+    text = _URL_TOKEN.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
     text = _BEARER.sub(lambda m: f"{m.group('lead')}{MASK}", text)
     return _ASSIGNMENT.sub(_mask_assignment, text)
 

@@ -20,7 +20,7 @@ description:
   - In check mode the record is read, never written.
   - The outage playbooks run it first and set C(incident_started_at) from its result for their roles.
 author:
-  - sre.runbooks contributors
+  - SRE Runbooks Maintainers (@sre-runbooks)
 options:
   scenario:
     description: Scenario name (the playbook's), part of the default incident id.
@@ -60,6 +60,13 @@ attributes:
     description: Reads the record and returns the start it would use; writes nothing.
   diff_mode:
     support: none
+    description: Nothing on the target changes, so there is nothing to diff.
+  idempotent:
+    support: full
+    description: Runs of one incident return the same start; only the record's run count grows.
+  action:
+    support: full
+    description: Implemented as an action plugin that runs on the controller.
   platform:
     platforms: all
     description: Runs on the controller.
@@ -115,8 +122,24 @@ written:
   type: bool
 """
 
-if __name__ == "__main__":
-    from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule
 
-    AnsibleModule(argument_spec={}).fail_json(
-        msg="sre.runbooks.incident_start runs on the controller as an action plugin; call it as a task")
+# The same options as the action plugin's ARGUMENT_SPEC (plugins/action/incident_start.py).
+ARGUMENT_SPEC = {
+    "scenario": {"type": "str", "required": True},
+    "target": {"type": "str"},
+    "incident_id": {"type": "str"},
+    "started_at": {"type": "str"},
+    "state_dir": {"type": "path"},
+    "window": {"type": "raw", "default": "2h"},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.fail_json(msg="sre.runbooks.incident_start runs on the controller as an action plugin; "
+                         "call it as a task of a playbook, not as a module on a host")
+
+
+if __name__ == "__main__":
+    main()

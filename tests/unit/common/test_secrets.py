@@ -33,6 +33,9 @@ def test_ordinary_names(name):
     f"Authorization: Bearer {CANARY}",
     f"connecting with dsn={CANARY} failed",
     f"host=db1 user=app password={CANARY} dbname=shop",
+    f"https://api.example.test/v1/x?token={CANARY}&page=2",
+    f"GET https://h/cb?a=1&client_secret={CANARY}",
+    f"https://{CANARY}-0123456789abcdef@git.example.test/repo.git",
 ])
 def test_mask_text_hides_the_value(text):
     masked = mask_text(text)
@@ -43,6 +46,8 @@ def test_mask_text_hides_the_value(text):
 def test_mask_text_keeps_ordinary_text():
     line = "GET /health 200 user=alice key_id=42 took 12ms"
     assert mask_text(line) == line
+    url = "https://status.example.test:8443/health?verbose=1"
+    assert mask_text(url) == url
     assert mask_text(None) is None
     assert mask_text(3) == 3
 
