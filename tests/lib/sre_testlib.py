@@ -152,3 +152,13 @@ def kubectl(*args: str, stdin: t.Any = None, check: bool = True) -> subprocess.C
 
 def python_bin() -> str:
     return str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+
+
+def leaks(text: str, secret: str, context: int = 160, most: int = 5) -> str:
+    """Where `secret` stands in `text`, with some context each side: the message of a canary
+    assertion (empty when it does not occur)."""
+    found, start = [], 0
+    while len(found) < most and (i := text.find(secret, start)) >= 0:
+        found.append("..." + text[max(0, i - context): i + len(secret) + context].replace("\\n", "\n") + "...")
+        start = i + len(secret)
+    return "\n---\n".join(found)

@@ -43,5 +43,4 @@ def test_no_playbook_prints_or_returns_a_secret(scenario, secret_laden_namespace
             diff=True, env={"ANSIBLE_VERBOSITY": "3"})
         text = str(report) + err
         assert "PLAY RECAP" in text or "plays" in report, text[-3000:]
-        assert CANARY not in text, f"{scenario} (check={check}) leaked the canary:\n" + "\n".join(
-            line for line in text.splitlines() if CANARY in line)[:3000]
+        assert CANARY not in text, f"{scenario} (check={check}) leaked:\n" + sre_testlib.leaks(text, CANARY)
