@@ -68,6 +68,7 @@ attributes:
     support: full
     description: Implemented as an action plugin that runs on the controller.
   platform:
+    support: full
     platforms: all
     description: Runs on the controller.
 notes:
