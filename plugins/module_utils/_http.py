@@ -19,9 +19,11 @@ import concurrent.futures
 import http.client
 import json
 import math
+import os
 import re
 import socket
 import ssl
+import threading
 import time
 import typing as t
 import urllib.error
@@ -330,26 +332,31 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _CONTEXTS: dict[tuple[bool, t.Optional[str]], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
 
 
 def ssl_context(validate_certs: bool, ca_path: t.Optional[str]) -> ssl.SSLContext:
     """One SSL context per (validate_certs, ca_path), shared by every thread (contexts are
-    thread-safe and loading a CA bundle per endpoint would cost more than the check)."""
+    thread-safe, and loading the CA bundle costs more than a check: 200 threads each loading it
+    at once took seconds)."""
     key = (bool(validate_certs), ca_path)
-    if key not in _CONTEXTS:
-        if ca_path:
-            import os  # local: only needed here
-            if os.path.isdir(ca_path):
-                context = ssl.create_default_context(capath=ca_path)
-            else:
-                context = ssl.create_default_context(cafile=ca_path)
-        else:
-            context = ssl.create_default_context()
-        if not validate_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        _CONTEXTS[key] = context
-    return _CONTEXTS[key]
+    with _CONTEXTS_LOCK:
+        return _CONTEXTS[key] if key in _CONTEXTS else _new_context(key)
+
+
+def _new_context(key: tuple[bool, t.Optional[str]]) -> ssl.SSLContext:
+    validate_certs, ca_path = key
+    if ca_path and os.path.isdir(ca_path):
+        context = ssl.create_default_context(capath=ca_path)
+    elif ca_path:
+        context = ssl.create_default_context(cafile=ca_path)
+    else:
+        context = ssl.create_default_context()
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    _CONTEXTS[key] = context
+    return context
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -420,8 +427,12 @@ def check_endpoint(endpoint: dict[str, t.Any]) -> dict[str, t.Any]:
     }
     if endpoint["body_path"] is not None:
         result["body_path"] = endpoint["body_path_text"]
-    handlers: list[t.Any] = [urllib.request.HTTPSHandler(context=ssl_context(endpoint["validate_certs"],
-                                                                             endpoint["ca_path"]))]
+    handlers: list[t.Any] = []
+    # A plain http:// endpoint with default TLS settings needs no context (http.client makes
+    # the default one itself should a redirect lead to https).
+    if endpoint["request_url"].startswith("https:") or not endpoint["validate_certs"] or endpoint["ca_path"]:
+        handlers.append(urllib.request.HTTPSHandler(context=ssl_context(endpoint["validate_certs"],
+                                                                        endpoint["ca_path"])))
     if not endpoint["follow_redirects"]:
         handlers.append(_NoRedirect())
     if not endpoint["use_proxy"]:

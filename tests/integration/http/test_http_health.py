@@ -232,3 +232,14 @@ def test_through_a_playbook(servers, tmp_path):
     assert host["summary"]["total"] == 3
     dumped = json.dumps(report)
     assert HEADER_TOKEN not in dumped and URL_PASSWORD not in dumped
+
+
+def test_many_endpoints_finish_close_to_the_slowest_one(servers):
+    """100 endpoints and one that never answers (1 s timeout): the whole run costs about that
+    one timeout. Every worker thread once built its own TLS context (loading the system CA
+    bundle) even for http:// URLs, which alone took over a second for 32 threads."""
+    endpoints = [{"name": f"ok{i}", "url": f"{servers.http}/ok?i={i}"} for i in range(100)]
+    endpoints.append({"name": "hangs", "url": servers.blackhole})
+    result = run({"timeout": 1, "endpoints": endpoints})
+    assert result["failing"] == ["hangs"]
+    assert result["duration_ms"] < 1800, result["duration_ms"]
