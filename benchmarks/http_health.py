@@ -124,7 +124,7 @@ def main() -> None:
             print(f"{len(endpoints)} endpoints: {args.endpoints - args.slow - args.refused - args.hanging - args.wrong}"
                   f" healthy, {args.slow} slow (200 ms), {args.wrong} answering 503, {args.refused} refusing,"
                   f" {args.hanging} never answering (timeout {args.timeout:g} s)")
-            floor_s, _ = run_timed(tmpdir / "floor.yml")
+            floor_s, _floor_report = run_timed(tmpdir / "floor.yml")
             print(f"floor  (empty play):                {floor_s:8.2f} s")
             module_s, module_report = run_timed(tmpdir / "module.yml")
             result = sre_testlib.task_results(module_report, "Check endpoints")["localhost"]

@@ -225,7 +225,7 @@ def mask_url(url: t.Any) -> t.Any:
     rest, question, query = rest.partition("?")
     authority, slash, path = rest.partition("/")
     if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
+        userinfo, _at, hostport = authority.rpartition("@")
         user, colon, _password = userinfo.partition(":")
         authority = f"{user}:{MASK}@{hostport}" if colon else f"{MASK}@{hostport}"
     if query:

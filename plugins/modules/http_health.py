@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: http_health
 short_description: Check many HTTP health endpoints at once - status, JSON body, latency, error per endpoint
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Checks every endpoint of O(endpoints) in one task, O(concurrency) at a time, and returns for
     each one whether it is healthy, its status, its latency and, when it is not healthy, the
@@ -171,8 +171,8 @@ options:
     type: str
     default: sre.runbooks-http_health
 notes:
-  - Run it where the users are, usually the controller (C(delegate_to=localhost), C(run_once=true)):
-    "I cannot reach it" from a host behind a partition is not "it is down".
+  - Run it where the users are, usually the controller (C(delegate_to=localhost), C(run_once=true)),
+    because failing to reach an endpoint from a host behind a partition does not mean it is down.
   - Latency is the time until the answer has been read. Aggregate latencies count the endpoints
     that answered (with any status); the time a refused or timed-out check took says nothing
     about the service.

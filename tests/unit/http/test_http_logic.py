@@ -129,13 +129,13 @@ def test_evaluate_healthy_without_body_check():
 
 
 def test_evaluate_status_outside_expected_fails_first_even_with_matching_body():
-    category, message, _ = _http.evaluate(503, b'{"status": "ok"}', R2XX, ["status"], "status", "ok")
+    category, message, _actual = _http.evaluate(503, b'{"status": "ok"}', R2XX, ["status"], "status", "ok")
     assert category == _http.HTTP_STATUS
     assert message == "status 503, expected 200-299"
 
 
 def test_evaluate_lists_single_codes_and_ranges():
-    _, message, _ = _http.evaluate(500, b"", _http.parse_status([200, "3xx"]))
+    _category, message, _actual = _http.evaluate(500, b"", _http.parse_status([200, "3xx"]))
     assert message == "status 500, expected 200, 300-399"
 
 
@@ -148,31 +148,31 @@ def test_evaluate_body_equals_match_and_mismatch():
 
 def test_evaluate_body_path_alone_requires_presence():
     assert _http.evaluate(200, b'{"status": false}', R2XX, ["status"], "status")[0] is None
-    category, message, _ = _http.evaluate(200, b'{"other": 1}', R2XX, ["status"], "status")
+    category, message, _actual = _http.evaluate(200, b'{"other": 1}', R2XX, ["status"], "status")
     assert category == _http.BODY_MISMATCH and "not in the body" in message
 
 
 def test_evaluate_invalid_json():
-    category, message, _ = _http.evaluate(200, b"<html>", R2XX, ["status"], "status", "ok")
+    category, message, _actual = _http.evaluate(200, b"<html>", R2XX, ["status"], "status", "ok")
     assert category == _http.INVALID_JSON and message.startswith("body is not JSON")
 
 
 def test_evaluate_truncated_body_cannot_be_json():
-    category, _, _ = _http.evaluate(200, b'{"status": "o', R2XX, ["status"], "status", "ok", truncated=True)
+    category, _message, _actual = _http.evaluate(200, b'{"status": "o', R2XX, ["status"], "status", "ok", truncated=True)
     assert category == _http.INVALID_JSON
 
 
 def test_evaluate_body_contains():
     assert _http.evaluate(200, b"OK healthy", R2XX, body_contains="healthy")[0] is None
-    category, message, _ = _http.evaluate(200, b"maintenance", R2XX, body_contains="healthy")
+    category, message, _actual = _http.evaluate(200, b"maintenance", R2XX, body_contains="healthy")
     assert category == _http.BODY_MISMATCH and "does not contain" in message
-    _, message, _ = _http.evaluate(200, b"maint", R2XX, body_contains="healthy", truncated=True)
+    _category, message, _actual = _http.evaluate(200, b"maint", R2XX, body_contains="healthy", truncated=True)
     assert "max_body_bytes" in message
 
 
 def test_evaluate_long_actual_value_is_truncated_in_message():
     body = ('{"status": "' + "x" * 300 + '"}').encode()
-    _, message, _ = _http.evaluate(200, body, R2XX, ["status"], "status", "ok")
+    _category, message, _actual = _http.evaluate(200, body, R2XX, ["status"], "status", "ok")
     assert len(message) < 150 and "..." in message
 
 
