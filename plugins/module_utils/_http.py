@@ -206,7 +206,11 @@ def split_url(url: str) -> tuple[str, t.Optional[str], t.Optional[str]]:
     if not host:
         raise HealthCheckError(f"url {mask_url(url)!r} has no host")
     netloc = parsed.netloc.rpartition("@")[2]
-    clean = urllib.parse.urlunsplit((parsed.scheme.lower(), netloc, parsed.path or "/", parsed.query, ""))
+    # http.client sends the request line as ASCII: percent-encode what is not (already-encoded
+    # %XX sequences and the reserved characters stay as they are).
+    path = urllib.parse.quote(parsed.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = urllib.parse.quote(parsed.query, safe="/%:@!$&'()*+,;=-._~?")
+    clean = urllib.parse.urlunsplit((parsed.scheme.lower(), netloc, path, query, ""))
     user = urllib.parse.unquote(parsed.username) if parsed.username is not None else None
     password = urllib.parse.unquote(parsed.password) if parsed.password is not None else None
     return clean, user, password

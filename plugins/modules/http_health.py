@@ -31,7 +31,10 @@ author:
 attributes:
   check_mode:
     support: full
-    description: The checks only read, so check mode runs them too and returns the same results.
+    description:
+      - The checks only read, so check mode runs them too and returns the same results. A
+        O(endpoints[].method=POST) probe is sent in check mode as well; point it only at
+        endpoints that do not change state.
   diff_mode:
     support: none
     description: Nothing is changed, so there is nothing to diff.

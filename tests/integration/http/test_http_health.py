@@ -243,3 +243,11 @@ def test_many_endpoints_finish_close_to_the_slowest_one(servers):
     result = run({"timeout": 1, "endpoints": endpoints})
     assert result["failing"] == ["hangs"]
     assert result["duration_ms"] < 1800, result["duration_ms"]
+
+
+def test_non_ascii_url_is_sent_percent_encoded(servers):
+    """A URL with a non-ASCII path reached the server as nothing: http.client refused to encode
+    the request line and the endpoint was reported as a connection error."""
+    result = run({"endpoints": [{"name": "umlaut", "url": servers.http + "/gesundheit/\u00fcber", "status": [404]}]})
+    endpoint = result["endpoints"][0]
+    assert endpoint["status"] == 404 and endpoint["ok"], endpoint

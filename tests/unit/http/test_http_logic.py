@@ -242,6 +242,11 @@ def test_split_url_takes_credentials_out():
     assert (user, password) == ("mon", "p@ss")
 
 
+def test_split_url_percent_encodes_non_ascii_and_keeps_encoded_sequences():
+    clean = _http.split_url("http://h/gesundheit/über?q=café&x=a%20b")[0]
+    assert clean == "http://h/gesundheit/%C3%BCber?q=caf%C3%A9&x=a%20b"
+
+
 def test_split_url_adds_root_path():
     assert _http.split_url("https://h")[0] == "https://h/"
 
