@@ -105,7 +105,8 @@ class _Server(http.server.ThreadingHTTPServer):
 class LocalServers:
     """Start with ``start()``, stop with ``close()``. Attributes: ``http`` (base URL),
     ``https`` (base URL or None), ``ca_path`` (the self-signed certificate), ``refused``
-    (a URL whose port refuses), ``blackhole`` (a URL that accepts and never answers)."""
+    (a URL whose port refuses), ``blackhole`` (a URL that accepts and never answers),
+    ``closer`` (a URL that accepts and closes the connection without answering)."""
 
     def __init__(self, tmpdir: Path, tls: bool = True) -> None:
         self.tmpdir = Path(tmpdir)
@@ -135,9 +136,26 @@ class LocalServers:
         hole.listen(1024)
         self._sockets.append(hole)
         self.blackhole = f"http://127.0.0.1:{hole.getsockname()[1]}/health"
+        # Accepts and closes at once without a byte: a crashing worker behind a live listener.
+        closer = socket.socket()
+        closer.bind(("127.0.0.1", 0))
+        closer.listen(64)
+        closer.settimeout(0.2)
+        self._sockets.append(closer)
+        self.closer = f"http://127.0.0.1:{closer.getsockname()[1]}/health"
+        self._stop = threading.Event()
+        threading.Thread(target=self._close_all, args=(closer,), daemon=True).start()
         if self.want_tls:
             self._start_tls()
         return self
+
+    def _close_all(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            conn.close()
 
     def _start_tls(self) -> None:
         openssl = shutil.which("openssl")
@@ -160,6 +178,7 @@ class LocalServers:
         self.ca_path = str(cert)
 
     def close(self) -> None:
+        self._stop.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()

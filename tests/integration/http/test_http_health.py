@@ -36,13 +36,14 @@ def test_every_error_category_from_real_servers(servers):
         {"name": "no-dns", "url": "http://no-such-host.invalid/health"},
         {"name": "nested", "url": h + "/nested", "body_path": "checks[0].status", "body_equals": "up"},
         {"name": "text", "url": h + "/text", "body_contains": "healthy"},
+        {"name": "closes", "url": servers.closer},
     ]})
     assert result["changed"] is False and not result.get("failed")
     eps = by_name(result)
     assert [e["name"] for e in result["endpoints"]][:3] == ["ok", "wrong-status", "mismatch"]  # order kept
     expected = {"ok": None, "wrong-status": "http_status", "mismatch": "body_mismatch", "not-json": "invalid_json",
                 "slow-ok": None, "refused": "refused", "hangs": "timeout", "no-dns": "dns", "nested": None,
-                "text": None}
+                "text": None, "closes": "connection"}
     assert {n: e["error_category"] for n, e in eps.items()} == expected
     assert eps["ok"]["ok"] and eps["ok"]["status"] == 200 and eps["ok"]["body_value"] == "ok"
     assert eps["wrong-status"]["status"] == 503 and eps["wrong-status"]["error"].startswith("http_status: status 503")
@@ -50,13 +51,16 @@ def test_every_error_category_from_real_servers(servers):
     assert eps["slow-ok"]["latency_ms"] >= 300
     assert eps["refused"]["status"] is None
     assert 900 <= eps["hangs"]["latency_ms"] < 3000, "the timeout must bound the check"
-    assert result["failing"] == ["wrong-status", "mismatch", "not-json", "refused", "hangs", "no-dns"]
+    # Closed before reading the request: the client sees a reset or an empty answer, by timing.
+    assert eps["closes"]["error"] in ("connection: server closed the connection without an answer",
+                                      "connection: connection reset by the server")
+    assert result["failing"] == ["wrong-status", "mismatch", "not-json", "refused", "hangs", "no-dns", "closes"]
     assert result["all_ok"] is False
     summary = result["summary"]
-    assert (summary["total"], summary["ok"], summary["failed"]) == (10, 4, 6)
-    assert summary["error_rate"] == 0.6
+    assert (summary["total"], summary["ok"], summary["failed"]) == (11, 4, 7)
+    assert summary["error_rate"] == 0.6364
     assert summary["errors_by_category"] == {"http_status": 1, "body_mismatch": 1, "invalid_json": 1,
-                                             "refused": 1, "timeout": 1, "dns": 1}
+                                             "refused": 1, "timeout": 1, "dns": 1, "connection": 1}
     # Latency percentiles count the 7 answers (ok, 503, mismatch, not-json, slow, nested, text).
     assert summary["latency_ms"]["count"] == 7
     assert summary["latency_ms"]["max"] >= 300 and summary["latency_ms"]["p50"] < 300
