@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import typing as t
 from pathlib import Path
 
@@ -74,3 +76,71 @@ def hosts_inventory(tmp_path: Path) -> t.Callable[[int], str]:
         path.write_text(f"[drill]\n{names}\n")
         return str(path)
     return make
+
+
+# ---------------------------------------------------------------- a real browser for Mermaid
+MERMAID_VERSION = "11.17.2"  # pinned; bump deliberately (the test proves our charts parse in it)
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sre-runbooks"
+
+
+@pytest.fixture(scope="session")
+def mermaid_js() -> Path:
+    """mermaid's browser bundle, installed once with npm into ~/.cache/sre-runbooks/mermaid-VERSION."""
+    target = CACHE / f"mermaid-{MERMAID_VERSION}"
+    bundle = target / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+    if not bundle.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to install mermaid for the Mermaid rendering test (Debian package npm)"
+        CACHE.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".mermaid.", dir=CACHE))
+        proc = subprocess.run([npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--ignore-scripts",
+                               "--loglevel=error", f"mermaid@{MERMAID_VERSION}"],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, f"npm install mermaid@{MERMAID_VERSION} failed: {proc.stderr[-2000:]}"
+        if not bundle.exists():  # another session may have finished first
+            staging.rename(target)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed with the lab's ensure_pkgs when missing."""
+    found = shutil.which("chromium")
+    if not found:
+        proc = subprocess.run(["bash", "-c", '. lab/lib.sh && ensure_pkgs chromium'], cwd=REPO, capture_output=True,
+                              text=True, timeout=900, check=False)
+        assert proc.returncode == 0, f"installing Debian's chromium failed: {proc.stderr[-2000:]}"
+        found = shutil.which("chromium")
+    assert found, "chromium is not on PATH"
+    return found
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="{bundle}"></script></head>
+<body><pre id="status">pending</pre><div id="chart"></div>
+<script>
+mermaid.initialize({{ startOnLoad: false, securityLevel: "strict" }});
+const source = {source};
+mermaid.parse(source)
+  .then(() => mermaid.render("incident", source))
+  .then((out) => {{ document.getElementById("chart").innerHTML = out.svg;
+                    document.getElementById("status").textContent = "rendered"; }})
+  .catch((err) => {{ document.getElementById("status").textContent = "error: " + (err && err.message || err); }});
+</script></body></html>
+"""
+
+
+def render_mermaid(chromium: str, bundle: Path, source: str, workdir: Path) -> str:
+    """Load a local page that renders `source` with mermaid in headless chromium; return the DOM."""
+    page = workdir / "chart.html"
+    page.write_text(PAGE.format(bundle=bundle.as_uri(), source=json.dumps(source)))
+    cmd = [chromium, "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+           "--allow-file-access-from-files", f"--user-data-dir={workdir / 'profile'}",
+           "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
+    if os.geteuid() == 0:
+        cmd.insert(1, "--no-sandbox")  # chromium refuses root without it
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, f"chromium failed: {proc.stderr[-2000:]}"
+    return proc.stdout
