@@ -33,7 +33,7 @@ description:
     playbook does, so writing the postmortem is not part of the incident).
   - The callback never fails a run; if it cannot write, it warns once and stops recording.
 author:
-  - sre.runbooks contributors
+  - SRE Runbooks Maintainers (@sre-runbooks)
 requirements:
   - Enable it, for example in C(ansible.cfg) C([defaults] callbacks_enabled = sre.runbooks.incident_timeline)
     or with E(ANSIBLE_CALLBACKS_ENABLED).

@@ -24,7 +24,7 @@ description:
   - Unreadable lines (a line torn by a crash) are skipped and counted.
   - C(playbooks/incident/report.yml) wires it.
 author:
-  - sre.runbooks contributors
+  - SRE Runbooks Maintainers (@sre-runbooks)
 options:
   incident_id:
     description:
@@ -54,7 +54,9 @@ attributes:
     description: Computes the report and whether it would change; writes nothing.
   diff_mode:
     support: none
+    description: Returns no diff; the report is a new file each incident.
   platform:
+    support: full
     platforms: all
     description: Runs on the controller.
 """
@@ -133,5 +135,9 @@ mermaid:
 if __name__ == "__main__":
     from ansible.module_utils.basic import AnsibleModule
 
-    AnsibleModule(argument_spec={}).fail_json(
+    # the action plugin's argument spec, so the documentation can be checked against it
+    AnsibleModule(argument_spec=dict(
+        incident_id=dict(type="str"), state_dir=dict(type="path"), timeline=dict(type="path"),
+        dest=dict(type="path"), detail=dict(type="str", default="notable", choices=["notable", "all"]),
+    ), supports_check_mode=True).fail_json(
         msg="sre.runbooks.incident_report runs on the controller as an action plugin; call it as a task")

@@ -106,7 +106,7 @@ def test_concurrent_runs_never_interleave_lines(fault_dir, hosts_inventory):
         (fault_dir / f"h{n:02d}.fault").touch()
     extra = {"incident_id": "tl-pair", "timeline_fault_dir": str(fault_dir), "timeline_secret": SECRET,
              "target": "drill", "timeline_slow": 0.5}
-    procs = [start(DRILL, inventory=inventory, extra=extra, forks=12) for _ in range(2)]
+    procs = [start(DRILL, inventory=inventory, extra=extra, forks=12) for _run in range(2)]
     outputs = [proc.communicate(timeout=300) for proc in procs]
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode in (0, 2), out + err  # two runs may race for the same fault file

@@ -123,16 +123,17 @@ def test_unknown_status_counts_as_failed_and_end_never_before_start():
 
 
 def test_skip_reason_and_rc():
-    skipped = task("r1", "Act | x", 0, 1, status="skipped", result={"skip_reason": "Conditional result was False",
-                                                                      "msg": "ignored"})
+    skipped = task("r1", "Act | x", 0, 1, status="skipped",
+                   result={"skip_reason": "Conditional result was False", "msg": "ignored"})
     assert skipped["skip_reason"] == "Conditional result was False" and "msg" not in skipped
     failed = task("r1", "Act | x", 0, 1, status="failed", result={"rc": 2, "msg": "boom"})
     assert failed["rc"] == 2 and failed["msg"] == "boom"
 
 
 def test_incident_start_result_is_kept():
-    event = task("r1", "Incident | which", 0, 1, result={"incident_id": "inc", "started_at": "2026-01-31T02:50:00.000Z",
-                                                          "source": "record", "runs": 2, "record_path": "/x"})
+    event = task("r1", "Incident | which", 0, 1,
+                 result={"incident_id": "inc", "started_at": "2026-01-31T02:50:00.000Z", "source": "record", "runs": 2,
+                         "record_path": "/x"})
     assert event["incident"] == {"incident_id": "inc", "started_at": "2026-01-31T02:50:00.000Z", "source": "record",
                                  "runs": 2}
 
@@ -235,15 +236,15 @@ def incident_timeline(check_first=True):
     events = []
     if check_first:
         events += [run_start("r0", 0, check=True),
-                   task("r0", "Incident | which", 0.1, 0.2, result={"incident_id": "inc", "started_at": tl.iso(at(0)),
-                                                                   "source": "new", "runs": 1}),
+                   task("r0", "Incident | which", 0.1, 0.2,
+                        result={"incident_id": "inc", "started_at": tl.iso(at(0)), "source": "new", "runs": 1}),
                    task("r0", "Assess | usage", 1, 2, result={"verdict": {"act": True, "summary": "95% used"}}, check=True),
                    task("r0", "Act | terminate", 3, 4, status="changed", check=True,
                         result={"actions": [action(3.5, result="check mode")]}),
                    run_end("r0", 5, 0, check=True)]
     events += [run_start("r1", 60),
-               task("r1", "Incident | which", 60.1, 60.2, result={"incident_id": "inc", "started_at": tl.iso(at(0)),
-                                                                 "source": "record", "runs": 2}),
+               task("r1", "Incident | which", 60.1, 60.2,
+                    result={"incident_id": "inc", "started_at": tl.iso(at(0)), "source": "record", "runs": 2}),
                task("r1", "Assess | usage", 61, 62, result={"verdict": {"act": True, "summary": "95% used"}}),
                task("r1", "Act | terminate", 63, 66, status="changed",
                     result={"actions": [action(64), action(65, result="failed")]}),

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Copyright: contributors to sre.runbooks
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test-only module for the incident timeline tests: a 'fault' is a file; assess reports it,
