@@ -446,6 +446,10 @@ def _describe_task(event: t.Mapping[str, t.Any]) -> str:
     what = f"{event.get('task') or '(unnamed task)'}: {status}"
     if event.get("censored"):
         return what + " (no_log: result not recorded)"
+    incident = event.get("incident")
+    if isinstance(incident, dict) and status == "ok":
+        return (f"Incident {incident.get('incident_id')}: run {incident.get('runs')}, incident started "
+                f"{incident.get('started_at')} ({incident.get('source')})")
     signal = event.get("signal") or {}
     detail = signal.get("problem") or signal.get("summary") or event.get("msg")
     if detail:

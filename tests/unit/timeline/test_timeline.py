@@ -371,6 +371,7 @@ def test_report_has_every_section_and_the_milestones_in_order():
     assert "2 unreadable line(s) skipped" in md
     assert "Assess \\| usage" in md  # pipes in task names do not break the table
     assert "- db1: 95% used" in md
+    assert "Incident inc: run 2, incident started 2026-01-31T03:00:00.000Z (record)" in md
 
 
 def test_report_of_an_unresolved_interrupted_incident_lists_follow_ups():
