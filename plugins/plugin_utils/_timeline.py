@@ -467,6 +467,42 @@ def _describe_action(action: t.Mapping[str, t.Any], check_mode: bool) -> str:
     return ("(check mode) " if check_mode else "") + text_
 
 
+def action_groups(actions: t.Sequence[t.Mapping[str, t.Any]], check_mode: bool, only_done: bool = False
+                  ) -> list[tuple[datetime.datetime | None, str]]:
+    """Consecutive actions of one kind (same action, target, result) as one line: 40 terminated
+    sessions are one row `terminate db1: done x40 (pid=1, 2, ...)`, at the first one's time."""
+    groups: list[list[t.Mapping[str, t.Any]]] = []
+    for action in actions:
+        if only_done and not action_done(action):
+            continue
+        key = (action.get("action"), action.get("target"), action.get("result"))
+        if groups and (groups[-1][0].get("action"), groups[-1][0].get("target"), groups[-1][0].get("result")) == key:
+            groups[-1].append(action)
+        else:
+            groups.append([action])
+    out = []
+    for group in groups:
+        first = group[0]
+        if len(group) == 1:
+            out.append((parse_time(first.get("timestamp")), _describe_action(first, check_mode)))
+            continue
+        details: dict[str, list[str]] = {}
+        for action in group:
+            for key, value in action.items():
+                if key not in ("timestamp", "action", "target", "result") and isinstance(value, (str, int, float)) \
+                        and value != "" and str(value) not in details.setdefault(key, []):
+                    details[key].append(str(value))
+        extra = "; ".join(f"{k}={', '.join(v[:10])}{', ...' if len(v) > 10 else ''}" for k, v in details.items())
+        last = parse_time(group[-1].get("timestamp"))
+        text_ = f"{first.get('action')} {first.get('target')}: {first.get('result')} x{len(group)}"
+        if extra:
+            text_ += f" ({extra})"
+        if last and parse_time(first.get("timestamp")) and last > parse_time(first.get("timestamp")):
+            text_ += f", the last at {iso(last)}"
+        out.append((parse_time(first.get("timestamp")), ("(check mode) " if check_mode else "") + text_))
+    return out
+
+
 def timeline_rows(events: t.Sequence[dict[str, t.Any]], runs: t.Sequence[t.Mapping[str, t.Any]],
                   marks: t.Mapping[str, t.Any], detail: str = "notable") -> list[dict[str, t.Any]]:
     """The rows of the postmortem's timeline table, in time order.
@@ -495,9 +531,8 @@ def timeline_rows(events: t.Sequence[dict[str, t.Any]], runs: t.Sequence[t.Mappi
                 order=3)
             continue
         check = bool(event.get("check_mode") or run.get("check_mode"))
-        for action in event.get("actions") or []:
-            moment = parse_time(action.get("timestamp")) or event_end(event)
-            add(moment, event, event.get("phase"), event.get("host"), _describe_action(action, check), order=1)
+        for moment, what in action_groups(event.get("actions") or [], check):
+            add(moment or event_end(event), event, event.get("phase"), event.get("host"), what, order=1)
         notable = (event.get("status") in ("failed", "unreachable")
                    or (event.get("phase") == "act" and event.get("status") == "changed" and not event.get("actions"))
                    or (event.get("phase") == "verify" and event.get("status") != "skipped")
@@ -685,9 +720,8 @@ def render_markdown(incident_id: str, analysis: t.Mapping[str, t.Any], *, record
         run = next((r for r in runs if r["run_id"] == event.get("run_id")), {})
         if run.get("check_mode") or event.get("check_mode"):
             continue
-        for action in event.get("actions") or []:
-            if action_done(action):
-                done.append((parse_time(action.get("timestamp")) or event_end(event), _describe_action(action, False)))
+        for moment, what in action_groups(event.get("actions") or [], False, only_done=True):
+            done.append((moment or event_end(event), f"{what} on {event.get('host')}"))
         if not event.get("actions") and event.get("status") == "changed":
             done.append((event_end(event), f"{event.get('task')} on {event.get('host')}"))
     if done:

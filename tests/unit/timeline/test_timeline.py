@@ -366,7 +366,7 @@ def test_report_has_every_section_and_the_milestones_in_order():
     assert "| Mitigated | 2026-01-31T03:01:04.000Z | 1m 04s |" in md
     assert "| Resolved | 2026-01-31T03:01:09.000Z | 1m 09s |" in md
     assert "(check mode) terminate db1: check mode" in md  # a preview is in the timeline, labelled
-    assert "1. 03:01:04.000 terminate db1: done (pid=42)" in md  # the resolution lists only what was done
+    assert "1. 03:01:04.000 terminate db1: done (pid=42) on db1" in md  # the resolution lists only what was done
     assert "terminate db1: failed" not in md.split("## Resolution")[1].split("## Action Items")[0]
     assert "2 unreadable line(s) skipped" in md
     assert "Assess \\| usage" in md  # pipes in task names do not break the table
@@ -423,3 +423,18 @@ def test_mermaid_marks_failed_phase_as_crit():
     events = roundtrip([run_start("r1", 0), task("r1", "Verify | x", 1, 1, status="failed"), run_end("r1", 2, 0)])
     analysis = tl.analyse(events)
     assert "Verify :crit, " in tl.mermaid_gantt("inc", analysis["events"], analysis["runs"], analysis["marks"])
+
+
+def test_consecutive_actions_of_one_kind_are_one_row():
+    actions = [action(1, name="terminate"), dict(action(1.2, name="terminate"), pid=43), action(2, name="restart"),
+               action(3, result="check mode", name="terminate")]
+    rows = tl.action_groups(actions, False)
+    assert [r[1] for r in rows] == [
+        "terminate db1: done x2 (pid=42, 43), the last at 2026-01-31T03:00:01.200Z",
+        "restart db1: done (pid=42)", "terminate db1: check mode (pid=42)"]
+    assert rows[0][0] == at(1)
+    many = [dict(action(1), pid=n) for n in range(12)]
+    assert tl.action_groups(many, True)[0][1] == ("(check mode) terminate db1: done x12 "
+                                                  "(pid=0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...)")
+    assert [r[1] for r in tl.action_groups(actions, False, only_done=True)] == [
+        "terminate db1: done x2 (pid=42, 43), the last at 2026-01-31T03:00:01.200Z", "restart db1: done (pid=42)"]
