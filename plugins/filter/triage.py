@@ -35,7 +35,7 @@ def triage_verdict(observations: t.Any, components: t.Any = None, severity_by_im
         raise AnsibleFilterError(f"triage_verdict: {exc}") from None
 
 
-def triage_table(verdict: t.Any, width: int = 100, slack: bool = False) -> str:
+def triage_table(verdict: t.Any, width: int = 120, slack: bool = False) -> str:
     if not isinstance(verdict, dict):
         raise AnsibleFilterError("triage_table: expected the verdict of sre.runbooks.triage_verdict")
     text = _triage.render_table(verdict, int(width))

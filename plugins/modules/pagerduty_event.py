@@ -21,7 +21,7 @@ description:
   - M(community.general.pagerduty_alert) posts to a fixed address and does not retry, so it
     cannot be pointed at a proxy or a test receiver.
 author:
-  - sre.runbooks contributors
+  - SRE Runbooks Maintainers (@sre-runbooks)
 options:
   routing_key:
     description: The integration (routing) key of an Events API v2 integration. Keep it in a vault.
@@ -90,6 +90,7 @@ attributes:
     description: Builds the event and returns it in RV(payload); sends nothing.
   diff_mode:
     support: none
+    description: A message has no before and after.
   idempotent:
     support: partial
     description: PagerDuty deduplicates by O(dedup_key); the module itself cannot tell whether an event was sent before.

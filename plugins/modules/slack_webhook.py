@@ -18,7 +18,7 @@ description:
   - M(community.general.slack) posts to a fixed C(https://hooks.slack.com) address and does not
     retry, so it cannot be pointed at a proxy, a Slack-compatible receiver or a test server.
 author:
-  - sre.runbooks contributors
+  - SRE Runbooks Maintainers (@sre-runbooks)
 options:
   webhook_url:
     description:
@@ -32,7 +32,7 @@ options:
     type: str
     required: true
   blocks:
-    description: Optional Block Kit blocks; RV(text) is then the notification fallback.
+    description: Optional Block Kit blocks; O(text) is then the notification fallback.
     type: list
     elements: dict
   channel:
@@ -66,6 +66,7 @@ attributes:
     description: Builds the payload and returns it in RV(payload); sends nothing.
   diff_mode:
     support: none
+    description: A message has no before and after.
   idempotent:
     support: none
     description: Each run posts a new message.
@@ -76,7 +77,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Incident | post to #incidents
+- name: "Incident | post to #incidents"
   sre.runbooks.slack_webhook:
     webhook_url: "{{ vault_slack_incidents_webhook }}"
     text: ":rotating_light: *[P1] db_exhaustion--db1* postgresql down"

@@ -114,8 +114,18 @@ def normalize_observations(observations: t.Any) -> list[dict[str, t.Any]]:
                           "result": item["result"]})
     else:
         raise TriageError("observations: expected a list of {source, host, result} or {source: {host: result}}")
+    expanded = []
     for item in items:
-        source = str(item["source"]).split(".")[-1]  # sre.runbooks.pg_activity_info -> pg_activity_info
+        looped = item["result"].get("results") if isinstance(item["result"], dict) else None
+        if isinstance(looped, list) and looped and all(isinstance(r, dict) and ("ansible_loop_var" in r or "item" in r)
+                                                       for r in looped):
+            # A task with a loop registers {results: [...]}: each item is one observation.
+            expanded.extend({"source": item["source"], "host": item["host"], "result": r} for r in looped)
+        else:
+            expanded.append(item)
+    items = expanded
+    for item in items:
+        source = str(item["source"]).rsplit(".", maxsplit=1)[-1]  # sre.runbooks.pg_activity_info -> pg_activity_info
         if source not in SOURCES:
             raise TriageError(f"observation from {item['source']!r}: unknown source; expected one of {', '.join(SOURCES)}")
         item["source"] = source
@@ -507,7 +517,7 @@ def severity_of(components: list[dict[str, t.Any]], http: dict[str, t.Any],
             candidates.append((level, f"{comp['name']} {word} (impact {impact})"))
     if not candidates:
         return None, ""
-    best = min(_level_rank(level) for level, _ in candidates)
+    best = min(_level_rank(level) for level, _why in candidates)
     reasons = [why for level, why in candidates if _level_rank(level) == best]
     return _LEVEL_ORDER[best] if best < len(_LEVEL_ORDER) else candidates[0][0], "; ".join(reasons)
 
@@ -685,7 +695,7 @@ def _cut(text: t.Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
-def render_table(v: dict[str, t.Any], width: int = 100) -> str:
+def render_table(v: dict[str, t.Any], width: int = 120) -> str:
     """The short triage table for the console and the #incidents message (plain text)."""
     lines = []
     sev = v.get("severity") or "-"
@@ -694,7 +704,7 @@ def render_table(v: dict[str, t.Any], width: int = 100) -> str:
                  + (f" ({response})" if response else "") + f"  {v.get('summary', '')}")
     if v.get("healthy"):
         return lines[0]
-    lines.append(f"{'COMPONENT':<22} {'STATUS':<9} {'CAUSE OF':<12} EVIDENCE")
+    lines.append(f"{'COMPONENT':<22} {'STATUS':<9} {'CAUSE OF':<16} EVIDENCE")
     cause_of = {}
     for comp in v.get("components") or []:
         for dep in comp.get("explained_by") or []:
@@ -702,11 +712,11 @@ def render_table(v: dict[str, t.Any], width: int = 100) -> str:
     for comp in v.get("components") or []:
         role = "<- " + ",".join(comp["explained_by"]) if comp.get("explained_by") else ",".join(cause_of.get(comp["name"], [])) or "-"
         evidence = comp.get("evidence") or ["-"]
-        lines.append(f"{_cut(comp['name'], 22):<22} {comp['status']:<9} {_cut(role, 12):<12} {_cut(evidence[0], max(20, width - 46))}")
+        lines.append(f"{_cut(comp['name'], 22):<22} {comp['status']:<9} {_cut(role, 16):<16} {_cut(evidence[0], max(20, width - 50))}")
         for more in evidence[1:3]:
-            lines.append(f"{'':<22} {'':<9} {'':<12} {_cut(more, max(20, width - 46))}")
+            lines.append(f"{'':<22} {'':<9} {'':<16} {_cut(more, max(20, width - 50))}")
         if len(evidence) > 3:
-            lines.append(f"{'':<22} {'':<9} {'':<12} (+{len(evidence) - 3} more)")
+            lines.append(f"{'':<22} {'':<9} {'':<16} (+{len(evidence) - 3} more)")
     if v.get("next"):
         for step in v["next"]:
             lines.append(f"NEXT    {step['command']}")

@@ -50,8 +50,8 @@ def test_open_update_resolve_one_alert(receiver):
     base = settings(receiver, incident_id="db_exhaustion--lab-postgres")
     rc, report, err = run_playbook(PLAYBOOKS / "open.yml", extra_vars={**base, "incident_verdict": PG_DOWN})
     assert rc == 0, err
-    rc, _, err = run_playbook(PLAYBOOKS / "update.yml", extra_vars={**base, "incident_verdict": PG_DOWN,
-                                                                    "incident_note": "terminated 80 idle sessions"})
+    rc, _report, err = run_playbook(PLAYBOOKS / "update.yml", extra_vars={**base, "incident_verdict": PG_DOWN,
+                                                                          "incident_note": "terminated 80 idle sessions"})
     assert rc == 0, err
     rc, report_resolve, err = run_playbook(PLAYBOOKS / "resolve.yml", extra_vars={
         **base, "incident_severity": "P1", "incident_note": "PostgreSQL connection exhaustion",

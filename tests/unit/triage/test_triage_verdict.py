@@ -132,6 +132,14 @@ def test_unreadable_input_names_the_problem(bad):
         T.verdict(bad)
 
 
+def test_looped_registration_is_one_observation_per_item():
+    looped = {"source": "systemd_unit_info", "host": "web1",
+              "result": {"changed": False, "results": [dict(unit(failed=True)["result"], item="nginx", ansible_loop_var="item"),
+                                                        dict(unit(name="cron.service")["result"], item="cron", ansible_loop_var="item")]}}
+    v = run(looped)
+    assert [f["unit"] for f in v["findings"]] == ["nginx.service"] and v["next"][0]["playbook"] == "service_down"
+
+
 def test_component_table_needs_names():
     with pytest.raises(T.TriageError, match="needs a name"):
         T.verdict([pg(util=100)], components=[{"match": ["x"]}])
@@ -182,8 +190,9 @@ def test_unreachable_host_is_a_gap():
 # --- Redis ---
 
 def test_redis_no_master():
-    nodes = [{"address": "a:1", "reachable": False, "error": "refused"}, {"address": "b:1", "reachable": True, "role": "replica",
-                                                                        "replication": {"master_link_status": "down", "master": "a:1"}}]
+    nodes = [{"address": "a:1", "reachable": False, "error": "refused"},
+             {"address": "b:1", "reachable": True, "role": "replica",
+              "replication": {"master_link_status": "down", "master": "a:1"}}]
     v = run(redis(nodes=nodes))
     kinds = {f["kind"] for f in v["findings"]}
     assert {"redis_master_down", "redis_replication_broken"} <= kinds
