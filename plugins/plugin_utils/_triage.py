@@ -450,8 +450,10 @@ def _playbook_for(finding: dict[str, t.Any], spec: dict[str, t.Any] | None,
 
 def playbook_args(playbook: str, findings: list[dict[str, t.Any]]) -> dict[str, t.Any]:
     """The extra vars a scenario playbook needs to act on exactly these findings."""
-    hosts = sorted({f["host"] for f in findings})
-    args: dict[str, t.Any] = {"target": ",".join(hosts)}
+    # http_health runs on the controller: its host says nothing about where the playbook must run,
+    # so with only HTTP evidence the playbook keeps its default group.
+    hosts = sorted({f["host"] for f in findings if f["source"] != "http_health"})
+    args: dict[str, t.Any] = {"target": ",".join(hosts)} if hosts else {}
     namespaces = sorted({str(f["namespace"]) for f in findings if f.get("namespace")})
     workloads = sorted({str(f["workload"]) for f in findings if f.get("workload")})
     if playbook == "api_gateway_down":
@@ -601,8 +603,9 @@ def verdict(observations: t.Any, components: t.Any = None, severity_by_impact: d
     result: dict[str, t.Any] = {
         "healthy": not findings,
         "findings": [{k: v for k, v in f.items() if k != "keys"} for f in findings],
+        # Suspects first, then what they explain.
         "components": [{k: c[k] for k in ("name", "description", "status", "impact", "evidence", "explained_by", "runbook")}
-                       for c in comps.values()],
+                       for c in sorted(comps.values(), key=lambda c: bool(c["explained_by"]))],
         "suspected": [c["component"] for c in candidates],
         "suspected_component": candidates[0]["component"] if len(candidates) == 1 else None,
         "candidates": candidates,

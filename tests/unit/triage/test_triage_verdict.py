@@ -335,6 +335,8 @@ def test_all_endpoints_down_is_p0_and_the_gateway_is_the_suspect():
     assert v["severity"] == "P0" and "full outage" in v["severity_reason"]
     assert v["suspected_component"] == "api-gateway"
     assert v["next"][0]["playbook"] == "api_gateway_down"  # the http platform override
+    assert v["next"][0]["extra_vars"] == {}  # http_health ran on the controller: the playbook's default group
+    assert [c["name"] for c in v["components"]][0] == "api-gateway"  # the suspect first
     auth = next(c for c in v["components"] if c["name"] == "auth-service")
     assert auth["explained_by"] == ["api-gateway"]
 
@@ -417,12 +419,12 @@ def test_one_component_two_playbooks_is_ambiguous():
 # --- playbook arguments ---
 
 def test_playbook_args_unknown_playbook_gets_target_only():
-    f = {"host": "h1", "namespace": "ns", "workload": "w"}
+    f = {"host": "h1", "namespace": "ns", "workload": "w", "source": "k8s_triage_info"}
     assert T.playbook_args("custom", [f]) == {"target": "h1"}
 
 
 def test_next_step_command_is_shell_quoted():
-    step = T.next_step("crashloop", "web", [{"host": "k", "namespace": "a b", "workload": "w", "detail": "x"}])
+    step = T.next_step("crashloop", "web", [{"host": "k", "namespace": "a b", "workload": "w", "detail": "x", "source": "k8s_triage_info"}])
     assert step["command"].endswith("""-e '{"crashloop_namespace": "a b", "crashloop_workloads": ["w"], "target": "k"}'""")
 
 
