@@ -490,12 +490,9 @@ def next_step(playbook: str, component: str, findings: list[dict[str, t.Any]]) -
     }
 
 
-def _level_rank(level: str | None) -> int:
-    return _LEVEL_ORDER.index(level) if level in _LEVEL_ORDER else len(_LEVEL_ORDER)
-
-
 def severity_of(components: list[dict[str, t.Any]], http: dict[str, t.Any],
-                by_impact: dict[str, str], thresholds: dict[str, float]) -> tuple[str | None, str]:
+                by_impact: dict[str, str], thresholds: dict[str, float],
+                order: t.Sequence[str] | None = None) -> tuple[str | None, str]:
     """The worst level any failing component or the HTTP picture maps to, and why.
 
     A component that is down counts with its impact (outage/critical/secondary); one that is only
@@ -519,9 +516,14 @@ def severity_of(components: list[dict[str, t.Any]], http: dict[str, t.Any],
             candidates.append((level, f"{comp['name']} {word} (impact {impact})"))
     if not candidates:
         return None, ""
-    best = min(_level_rank(level) for level, _why in candidates)
-    reasons = [why for level, why in candidates if _level_rank(level) == best]
-    return _LEVEL_ORDER[best] if best < len(_LEVEL_ORDER) else candidates[0][0], "; ".join(reasons)
+    # Worst first: the order of the severity levels given (P0 before P1...), unknown names last.
+    ranking = list(order or _LEVEL_ORDER)
+
+    def rank(level: str) -> int:
+        return ranking.index(level) if level in ranking else len(ranking)
+
+    worst = min((level for level, _why in candidates), key=rank)
+    return worst, "; ".join(why for level, why in candidates if level == worst)
 
 
 def verdict(observations: t.Any, components: t.Any = None, severity_by_impact: dict[str, str] | None = None,
@@ -597,7 +599,7 @@ def verdict(observations: t.Any, components: t.Any = None, severity_by_impact: d
         })
 
     http = http_aggregate(items)
-    severity, severity_reason = severity_of(list(comps.values()), http, by_impact, th)
+    severity, severity_reason = severity_of(list(comps.values()), http, by_impact, th, order=list(levels))
     level = levels.get(severity or "", {})
     conflicting = len(candidates) > 1 or any(len(c["next"]) > 1 for c in candidates)
     result: dict[str, t.Any] = {

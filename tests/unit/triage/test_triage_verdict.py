@@ -133,9 +133,9 @@ def test_unreadable_input_names_the_problem(bad):
 
 
 def test_looped_registration_is_one_observation_per_item():
-    looped = {"source": "systemd_unit_info", "host": "web1",
-              "result": {"changed": False, "results": [dict(unit(failed=True)["result"], item="nginx", ansible_loop_var="item"),
-                                                        dict(unit(name="cron.service")["result"], item="cron", ansible_loop_var="item")]}}
+    items = [dict(unit(failed=True)["result"], item="nginx", ansible_loop_var="item"),
+             dict(unit(name="cron.service")["result"], item="cron", ansible_loop_var="item")]
+    looped = {"source": "systemd_unit_info", "host": "web1", "result": {"changed": False, "results": items}}
     v = run(looped)
     assert [f["unit"] for f in v["findings"]] == ["nginx.service"] and v["next"][0]["playbook"] == "service_down"
 
@@ -370,6 +370,13 @@ def test_severity_none_without_findings_and_unknown_levels():
     assert T.severity_of([], {"total": 0, "failed": 0, "error_rate": 0, "latency_p95_ms": 0}, {}, T.THRESHOLDS) == (None, "")
     comp = [{"name": "x", "status": "down", "impact": "weird"}]
     assert T.severity_of(comp, {"total": 0, "failed": 0, "error_rate": 0, "latency_p95_ms": 0}, {"weird": "SEV1"}, T.THRESHOLDS)[0] == "SEV1"
+
+
+def test_custom_level_names_rank_in_the_order_given():
+    levels = {"SEV1": {"description": "all down", "response_minutes": 5}, "SEV2": {"description": "bad", "response_minutes": 30}}
+    by_impact = {"outage": "SEV1", "critical": "SEV1", "secondary": "SEV2", "degraded": "SEV2"}
+    v = run(pg(util=85), unit(failed=True, name="payments.service"), severity_levels=levels, severity_by_impact=by_impact)
+    assert v["severity"] == "SEV1" and v["response_minutes"] == 5  # payments down beats postgres saturated
 
 
 def test_severity_mapping_is_data():
