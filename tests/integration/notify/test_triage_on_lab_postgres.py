@@ -41,7 +41,7 @@ def test_healthy_lab_postgres_is_nothing_to_do(pg):
 def test_sessions_over_the_threshold_pick_db_exhaustion(pg):
     conns = [psycopg2.connect(host=pg["login_host"], port=pg["login_port"], user=pg["app_user"], password=pg["app_password"],
                               dbname=pg["app_user"], application_name="sre-triage-it", connect_timeout=10)
-             for _ in range(SESSIONS)]
+             for _session in range(SESSIONS)]
     try:
         result = assess(pg)
     finally:
