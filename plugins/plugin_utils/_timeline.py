@@ -138,9 +138,14 @@ def actions_of(result: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
 def signal_of(result: t.Mapping[str, t.Any], phase: str | None) -> dict[str, t.Any]:
     """What a result says about health, read from the shapes our modules return:
     `healthy` (bool), `verdict` {healthy, act, problem, summary, severity, component}, and in the
-    decide phase a fact `<role>_act` (bool) set by set_fact."""
+    decide phase the facts `<role>_act` (bool) and `<role>_verdict` (a verdict) set by set_fact."""
     signal: dict[str, t.Any] = {}
     sources = [result] + _item_results(result)
+    facts = result.get("ansible_facts")
+    if phase == "decide" and isinstance(facts, dict):
+        # A role's decide step publishes its verdict as a fact: <role>_verdict or incident_verdict.
+        sources += [{"verdict": value} for key, value in facts.items()
+                    if str(key).endswith("_verdict") and isinstance(value, dict)]
     for source in sources:
         if isinstance(source.get("healthy"), bool):
             signal["healthy"] = signal.get("healthy", True) and source["healthy"]
@@ -157,7 +162,6 @@ def signal_of(result: t.Mapping[str, t.Any], phase: str | None) -> dict[str, t.A
                     signal[key] = text(verdict[key], 300)
         if isinstance(source.get("severity"), str) and "severity" not in signal:
             signal["severity"] = text(source["severity"], 40)
-    facts = result.get("ansible_facts")
     if phase == "decide" and isinstance(facts, dict):
         acts = [value for key, value in facts.items() if str(key).endswith("_act") and isinstance(value, bool)]
         if acts and "act" not in signal:

@@ -162,3 +162,33 @@ def leaks(text: str, secret: str, context: int = 160, most: int = 5) -> str:
         found.append("..." + text[max(0, i - context): i + len(secret) + context].replace("\\n", "\n") + "...")
         start = i + len(secret)
     return "\n---\n".join(found)
+
+
+def lab_inventory_of(tmp_path: Path, *groups: str) -> Path:
+    """An inventory with only these groups of the lab inventory (hosts.yml, and hosts_systemd.yml
+    when the systemd hosts are up), its group_vars linked: what a team whose estate is only those
+    services writes. The full lab inventory names every lab component, up or not."""
+    import shutil  # noqa: PLC0415  (only this helper needs it)
+
+    hosts: dict[str, t.Any] = {}
+    for name in ("hosts.yml", "hosts_systemd.yml"):
+        path = LAB_INVENTORY / name
+        if path.exists():
+            children = (yaml.safe_load(path.read_text()) or {}).get("all", {}).get("children", {})
+            hosts.update({g: children[g] for g in groups if g in children})
+    missing = [g for g in groups if g not in hosts]
+    if missing:
+        raise AssertionError(f"the lab inventory has no group {missing} (is that lab component up?)")
+    inv = tmp_path / "inventory"
+    if inv.exists():
+        shutil.rmtree(inv)
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "group_vars" / "all").symlink_to(LAB_INVENTORY / "group_vars" / "all")
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": hosts}}))
+    return inv
+
+
+def incident_timeline(incident_id: str) -> list[dict[str, t.Any]]:
+    """The lines of an incident's timeline (the incident_timeline callback's JSONL)."""
+    path = Path(os.environ["SRE_RUNBOOKS_STATE_DIR"]) / f"{incident_id}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -148,7 +148,7 @@ def test_triage_entry_point_registers_the_verdict_and_prints_the_table(tmp_path)
                                 "failed_units": ["nginx.service"]}}]
     rc, report, err = run_playbook(playbook, extra_vars={"incident_observations": observations})
     assert rc == 0, err
-    verdict = next(iter(role_task(report, "Triage | the verdict (read-only; decided in Python)").values()))["ansible_facts"]["incident_verdict"]
+    verdict = next(iter(role_task(report, "Decide | the triage verdict (read-only; decided in Python)").values()))["ansible_facts"]["incident_verdict"]
     assert verdict["suspected_component"] == "nginx" and verdict["next"][0]["playbook"] == "service_down"
     table = next(iter(role_task(report, "Triage | the table").values()))["msg"]
     assert table[0].startswith("TRIAGE  FAILING  severity P2") and any(line.startswith("NEXT") for line in table)
