@@ -174,8 +174,15 @@ def lab_inventory_of(tmp_path: Path, *groups: str) -> Path:
     for name in ("hosts.yml", "hosts_systemd.yml"):
         path = LAB_INVENTORY / name
         if path.exists():
-            children = (yaml.safe_load(path.read_text()) or {}).get("all", {}).get("children", {})
-            hosts.update({g: children[g] for g in groups if g in children})
+            data = yaml.safe_load(path.read_text()) or {}
+            # hosts.yml nests its groups under all.children; hosts_systemd.yml lists them at the top.
+            children = data.get("all", {}).get("children") or {k: v for k, v in data.items() if k != "all"}
+            for group in groups:
+                if group in children:
+                    merged = hosts.setdefault(group, {"hosts": {}})
+                    merged["hosts"].update(children[group].get("hosts") or {})
+                    if children[group].get("vars"):
+                        merged.setdefault("vars", {}).update(children[group]["vars"])
     missing = [g for g in groups if g not in hosts]
     if missing:
         raise AssertionError(f"the lab inventory has no group {missing} (is that lab component up?)")

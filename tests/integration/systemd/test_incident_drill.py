@@ -1,0 +1,61 @@
+"""The incident drill, a stopped service on a real systemd host: assess.yml names the unit and
+picks service_down; it heals; report.yml's timeline holds detection, the restart and recovery,
+in order, within the drill's wall clock."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from pathlib import Path
+
+import sre_testlib
+
+REPO = sre_testlib.REPO
+ASSESS = REPO / "playbooks" / "outage" / "assess.yml"
+REPORT = REPO / "playbooks" / "incident" / "report.yml"
+VERDICT_TASK = "sre.runbooks.incident : Decide | the triage verdict (read-only; decided in Python)"
+
+
+def utc(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def verdict_of(report):
+    return next(iter(sre_testlib.task_results(report, VERDICT_TASK).values()))["ansible_facts"]["incident_verdict"]
+
+
+def test_service_down_drill_from_assessment_to_postmortem(lab_host, lab_services_restored, tmp_path):
+    inv = sre_testlib.lab_inventory_of(tmp_path, "systemd_hosts")
+    incident = f"drill-svc-{uuid.uuid4().hex[:6]}"
+    begin = datetime.datetime.now(datetime.timezone.utc)
+    lab_host.sh("systemctl kill --signal=SIGKILL nginx.service")
+    assert lab_host.wait_unit("nginx.service", ("failed",)) == "failed"
+
+    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars={"incident_id": incident})
+    assert rc == 0, err
+    verdict = verdict_of(report)
+    assert verdict["act"] and [s["playbook"] for s in verdict["next"]] == ["service_down"], verdict
+    step = verdict["next"][0]
+    assert step["extra_vars"]["target"] == lab_host.name
+
+    rc, report, err = sre_testlib.run_playbook(REPO / step["path"], inventory=inv,
+                                               extra_vars={**step["extra_vars"], "incident_id": incident})
+    assert rc == 0, err
+    assert lab_host.unit("nginx.service", "ActiveState") == "active"
+
+    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars={"incident_id": incident})
+    assert verdict_of(report)["healthy"], verdict_of(report)
+
+    rc, report, err = sre_testlib.run_playbook(REPORT, extra_vars={"incident_id": incident})
+    assert rc == 0, err
+    written = next(iter(sre_testlib.task_results(report, "Record | write the postmortem").values()))
+    end = datetime.datetime.now(datetime.timezone.utc)
+
+    detected, mitigated, resolved = (utc(written[k]) for k in ("detected_at", "mitigated_at", "resolved_at"))
+    assert begin <= detected < mitigated < resolved <= end, written
+    timeline = sre_testlib.incident_timeline(incident)
+    restarts = [a for line in timeline if line.get("type") == "task" for a in line.get("actions") or []
+                if "restart" in str(a.get("action"))]
+    assert restarts and all("nginx" in str(a.get("target")) for a in restarts), restarts
+    assert all(detected <= utc(a["timestamp"]) <= resolved for a in restarts)
+    assert "Lessons learned" in Path(written["dest"]).read_text()
