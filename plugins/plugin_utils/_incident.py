@@ -22,6 +22,8 @@ import tempfile
 import typing as t
 
 DEFAULT_WINDOW_SECONDS = 2 * 3600
+# Runs that belong to an incident without being its scenario.
+GENERIC_SCENARIOS = frozenset({"assess", "incident"})
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -144,10 +146,18 @@ def establish(state_dir: str, incident_id: str, scenario: str, target: str | Non
         record = _read(path)
         started, source = decide_start(record, now, window_seconds, given)
         runs = (record or {}).get("runs", 0) if source != "new" else 0
+        seen = list((record or {}).get("scenarios") or []) if source != "new" else []
+        if scenario not in seen:
+            seen.append(scenario)
+        # What the incident is about: the scenario playbooks that ran, not the assessments and
+        # notifications around them.
+        remediations = [name for name in seen if name not in GENERIC_SCENARIOS]
         new_record = {
             "incident_id": incident_id,
-            "scenario": scenario,
-            "target": target,
+            "scenario": remediations[-1] if remediations else scenario,
+            "scenarios": seen,
+            "target": target if scenario not in GENERIC_SCENARIOS or source == "new"
+            else (record or {}).get("target", target),
             "started_at": iso(started),
             "last_run_at": iso(now),
             "runs": int(runs) + 1,

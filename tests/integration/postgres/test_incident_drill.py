@@ -78,6 +78,7 @@ def test_db_exhaustion_drill_from_assessment_to_postmortem(pg_lab, tmp_path):
     assert [Path(p).name for p in runs] == ["assess.yml", "db_exhaustion.yml", "assess.yml"], runs
 
     postmortem = Path(written["dest"]).read_text()
-    for section in ("Summary", "Timeline", "Root cause", "Impact", "Resolution", "Action items", "Lessons learned"):
-        assert section in postmortem, section
+    for section in ("Summary", "Timeline", "Root Cause", "Impact", "Resolution", "Action Items", "Lessons Learned"):
+        assert f"## {section}" in postmortem, section
+    assert postmortem.startswith("# Incident Post-Mortem: db_exhaustion on lab-postgres")
     assert "```mermaid" in postmortem

@@ -59,4 +59,6 @@ def test_service_down_drill_from_assessment_to_postmortem(lab_host, lab_services
                 and line.get("status") == "changed"]
     assert restarts, [line.get("task") for line in timeline if line.get("type") == "task"]
     assert all(detected <= utc(line["end"]) <= resolved for line in restarts), restarts
-    assert "Lessons learned" in Path(written["dest"]).read_text()
+    postmortem = Path(written["dest"]).read_text()
+    assert postmortem.startswith(f"# Incident Post-Mortem: service_down on {lab_host.name}")
+    assert "## Lessons Learned" in postmortem

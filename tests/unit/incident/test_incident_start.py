@@ -116,3 +116,13 @@ def test_parse_timestamp_rejects_garbage():
 def test_default_state_dir():
     assert _incident.default_state_dir({"SRE_RUNBOOKS_STATE_DIR": "/x"}) == "/x"
     assert _incident.default_state_dir({"XDG_STATE_HOME": "/s"}) == "/s/sre-runbooks/incidents"
+
+
+def test_record_names_the_scenario_not_the_assessments(tmp_path):
+    state = str(tmp_path)
+    _incident.establish(state, "inc", "assess", "all", HOUR, None, write=True, now=at(0))
+    _incident.establish(state, "inc", "db_exhaustion", "db1", HOUR, None, write=True, now=at(1))
+    _incident.establish(state, "inc", "assess", "all", HOUR, None, write=True, now=at(2))
+    stored = json.loads((tmp_path / "inc.json").read_text())
+    assert stored["scenario"] == "db_exhaustion" and stored["target"] == "db1"
+    assert stored["scenarios"] == ["assess", "db_exhaustion"]
