@@ -425,3 +425,22 @@ def test_non_finite_age_names_the_option(age, victims, admin, call, args):
     message = assert_clean_failure(result)
     assert victims <= live_pids(admin)
     assert "min_state_age" in message
+
+
+# --- issue 9: cancel is for running queries ---------------------------------------------------
+
+
+@pytest.mark.parametrize("states", [["idle"], ["idle in transaction"], ["active", "idle in transaction (aborted)"]])
+def test_cancelled_on_sessions_without_a_running_query_is_refused(states, sessions, admin, call, args):
+    """pg_cancel_backend on an idle (or idle-in-transaction) session cancels nothing: the module
+    used to report changed on every run while the sessions stayed. It refuses instead."""
+    idle = sessions.idle()
+    in_tx = sessions.idle_in_transaction()
+    before = activity(admin, pids(idle, in_tx))
+    result = call("pg_backends", args(state="cancelled", backend_states=states))
+    message = assert_clean_failure(result)
+    assert "cancel" in message and "active" in message and "terminated" in message, message
+    assert result.get("changed") is not True
+    assert result.get("actions", []) == []
+    after = activity(admin, pids(idle, in_tx))
+    assert {p: a["state"] for p, a in after.items()} == {p: a["state"] for p, a in before.items()}
