@@ -46,7 +46,7 @@ options:
   restart_loop_threshold:
     description:
       - A unit restarted automatically at least this many times that has not stayed up for
-        O(stable_seconds) since is crash-looping (RV(verdict.looping)): restarting it again will
+        O(stable_seconds) since is crash-looping (RV(verdict.looping)) - restarting it again will
         not help, so the verdict says to report it, not to restart it. A unit that systemd is
         about to restart again (C(auto-restart)) is crash-looping whatever the count.
     type: int
