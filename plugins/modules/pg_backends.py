@@ -362,34 +362,44 @@ def fail_after_actions(module, result: dict, target: str, step: str, exc: BaseEx
         failed_step=step)
 
 
-def act(module, conn, result: dict, chosen: list, filters: dict, target: str, terminate: bool) -> None:
-    """Signal the chosen sessions one statement each, so a backend error part-way still knows
-    exactly which were signalled (a signal cannot be rolled back)."""
+# Sessions signalled per statement: a backend error part-way leaves at most this many sessions
+# whose fate is unknown, while a thousand-session cleanup stays a handful of round trips.
+SIGNAL_BATCH = 50
+
+
+def act(module, conn, result: dict, chosen: list, filters: dict, target: str, terminate: bool,
+        batch: int = SIGNAL_BATCH) -> None:
+    """Signal the chosen sessions in batches, recording each outcome as it happens, so a backend
+    error part-way still reports which sessions were signalled (a signal cannot be rolled back)."""
     verb = "terminate" if terminate else "cancel"
     function = "pg_terminate_backend" if terminate else "pg_cancel_backend"
-    signalled: dict[int, bool] = {}
-    for backend in chosen:
-        pid = backend["pid"]
+    signalled: list[int] = []
+    for start in range(0, len(chosen), batch):
+        group = chosen[start:start + batch]
         try:
-            outcome_of = signal_backends(conn, function, [pid], filters)
+            outcome_of = signal_backends(conn, function, [b["pid"] for b in group], filters)
         except Exception as exc:
-            result["actions"].append(action_record(verb, target, f"failed: {_first_line(exc)}", pid=pid))
-            fail_after_actions(module, result, target, f"signalling session {pid}", exc)
-        if pid not in outcome_of:
-            outcome = "spared: no longer matches"
-        elif not outcome_of[pid]:
-            outcome = "already gone"
-        else:
-            outcome = "done"
-            signalled[pid] = True
-            result["acted"] += 1
-            state = backend["state"]
-            result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
-        result["actions"].append(action_record(verb, target, outcome, pid=pid))
+            for backend in group:
+                result["actions"].append(action_record(
+                    verb, target, f"unknown: the signalling statement failed: {_first_line(exc)}", pid=backend["pid"]))
+            fail_after_actions(module, result, target, f"signalling sessions {group[0]['pid']}..{group[-1]['pid']}", exc)
+        for backend in group:
+            pid = backend["pid"]
+            if pid not in outcome_of:
+                outcome = "spared: no longer matches"
+            elif not outcome_of[pid]:
+                outcome = "already gone"
+            else:
+                outcome = "done"
+                signalled.append(pid)
+                result["acted"] += 1
+                state = backend["state"]
+                result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
+            result["actions"].append(action_record(verb, target, outcome, pid=pid))
     result["changed"] = result["acted"] > 0
     if terminate and signalled and module.params["wait_timeout"] > 0:
         try:
-            lingering = wait_until_gone(conn, list(signalled), module.params["wait_timeout"])
+            lingering = wait_until_gone(conn, signalled, module.params["wait_timeout"])
         except Exception as exc:
             fail_after_actions(module, result, target, "waiting for the terminated sessions to end", exc)
         for action in result["actions"]:

@@ -63,13 +63,13 @@ def test_a_backend_error_after_the_first_action_returns_what_was_done(monkeypatc
     chosen = backends(11, 12, 13, 14)
     result = result_of(chosen)
     with pytest.raises(Failed) as raised:
-        pg_backends.act(FakeModule(), None, result, chosen, {}, "db1:5432", terminate=True)
+        pg_backends.act(FakeModule(), None, result, chosen, {}, "db1:5432", terminate=True, batch=1)
     failure = raised.value.args[0]
     assert [(a["pid"], a["result"]) for a in failure["actions"]] == [
         (11, "done"), (12, "spared: no longer matches"),
-        (13, "failed: server closed the connection unexpectedly")]
+        (13, "unknown: the signalling statement failed: server closed the connection unexpectedly")]
     assert failure["changed"] is True and failure["acted"] == 1
-    assert failure["failed_step"] == "signalling session 13"
+    assert failure["failed_step"] == "signalling sessions 13..13"
     assert "db1:5432" in failure["msg"] and "1 session(s) were signalled" in failure["msg"]
     assert "Traceback" not in failure["msg"]
     assert calls == [[11], [12], [13]]  # 14 is never signalled after the error
@@ -85,11 +85,12 @@ def test_an_error_on_the_first_signal_reports_no_change(monkeypatch):
         pg_backends.act(FakeModule(), None, result_of(chosen), chosen, {}, "db1:5432", terminate=False)
     failure = raised.value.args[0]
     assert failure["changed"] is False
-    assert [a["result"] for a in failure["actions"]] == ["failed: terminating connection due to administrator command"]
+    assert [a["result"] for a in failure["actions"]] == [
+        "unknown: the signalling statement failed: terminating connection due to administrator command"]
 
 
 def test_an_error_while_waiting_keeps_the_actions(monkeypatch):
-    monkeypatch.setattr(pg_backends, "signal_backends", lambda conn, f, pids, flt: {pids[0]: True})
+    monkeypatch.setattr(pg_backends, "signal_backends", lambda conn, f, pids, flt: {p: True for p in pids})
 
     def wait(conn, pids, timeout):
         raise ServerGone("connection lost")
@@ -104,9 +105,20 @@ def test_an_error_while_waiting_keeps_the_actions(monkeypatch):
     assert "waiting" in failure["failed_step"]
 
 
+def test_sessions_are_signalled_in_batches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pg_backends, "signal_backends",
+                        lambda conn, f, pids, flt: calls.append(list(pids)) or {p: True for p in pids})
+    chosen = backends(*range(1, 8))
+    result = result_of(chosen)
+    pg_backends.act(FakeModule(), None, result, chosen, {}, "db1:5432", terminate=False, batch=3)
+    assert calls == [[1, 2, 3], [4, 5, 6], [7]]
+    assert result["acted"] == 7 and [a["action"] for a in result["actions"]] == ["cancel"] * 7
+
+
 def test_every_session_signalled_in_order_with_lingering_ones_named(monkeypatch):
     monkeypatch.setattr(pg_backends, "signal_backends",
-                        lambda conn, f, pids, flt: {pids[0]: pids[0] != 42})
+                        lambda conn, f, pids, flt: {p: p != 42 for p in pids})
     monkeypatch.setattr(pg_backends, "wait_until_gone", lambda conn, pids, timeout: {41})
     chosen = backends(41, 42, 43)
     result = result_of(chosen)
