@@ -452,7 +452,7 @@ def service_verdict(states: dict[str, dict[str, t.Any]], order: list[str], resta
         verdict["settled"] = not any(not_up(n) for n in restarted if n in states)
         verdict["still_down"] = [n for n in restarted if n in states
                                  and (not_up(n) or (states[n].get("n_restarts") or 0) > 0)]
-    report = [n for n in verdict.get("still_down", []) + looping]
+    report = verdict.get("still_down", []) + looping
     verdict["report_units"] = list(dict.fromkeys(report))
     verdict["evidence"] = {n: unit_evidence(states[n]) for n in verdict["report_units"]}
     if problem:

@@ -18,7 +18,7 @@ def client_pids(admin) -> set[int]:
 
 def test_a_healthy_server_is_left_alone(pg_lab, admin, sessions):
     # Old-enough idle sessions exist, but utilisation is far under the threshold: nothing to do.
-    idle = {sessions.idle().pid for _ in range(3)}
+    idle = {session.pid for session in sessions.many_idle(3)}
     before = client_pids(admin)
     rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, limit="lab-postgres",
                                                   extra_vars={"db_exhaustion_min_idle": "0s"})
