@@ -83,7 +83,8 @@ options:
   journal_units:
     description:
       - Read the journal of V(all) units asked about, or only of the V(unhealthy) ones (not
-        active, crash-looping, or with a failing probe) - the ones whose logs say why.
+        active, crash-looping by O(restart_loop_threshold) and O(stable_seconds) even when
+        caught in a brief running phase, or with a failing probe) - the ones whose logs say why.
     type: str
     default: all
     choices: [all, unhealthy]
@@ -504,8 +505,9 @@ def main() -> None:
             state.update(_systemd.unit_memory(props))
             state["probe"] = probe_results.get(name)
             state["journal"] = []
-            wants_journal = params["journal_units"] == "all" or not state["healthy"] or (
-                state["probe"] is not None and not state["probe"]["ok"])
+            # Not stable by the verdict's rule (also a crash loop caught in its brief running phase).
+            wants_journal = params["journal_units"] == "all" or _systemd.unit_verdict(
+                state, params["restart_loop_threshold"], params["stable_seconds"])["status"] != "stable"
             if state["exists"] and journalctl and params["journal_lines"] > 0 and wants_journal:
                 state["journal"] = _systemd.journal_excerpt(module.run_command, journalctl, name,
                                                             params["journal_priority"], since,

@@ -141,7 +141,8 @@ def test_the_verdict_tells_a_crash_loop_from_a_recovered_unit_and_a_down_one(lab
     assert lab_host.wait_unit("nginx.service", ("failed",)) == "failed"
     lab_host.sh("sleep 2.5")
     units = [looping, flapper, {"name": "nginx", "http_url": "http://127.0.0.1/"}, "pgbouncer"]
-    args = {"units": units, "restart_loop_threshold": 3, "journal_lines": 5}
+    args = {"units": units, "restart_loop_threshold": 3, "journal_lines": 10, "journal_priority": "info",
+            "journal_units": "unhealthy"}
 
     young = lab_host.module("systemd_unit_info", dict(args, stable_seconds=600))["verdict"]
     assert young["units"][looping]["status"] == "looping"
