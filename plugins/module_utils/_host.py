@@ -14,6 +14,8 @@ import re
 import time
 import typing as t
 
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_argv
+
 # Filesystems that hold no user data; `df` hides them too.
 PSEUDO_FS = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
@@ -158,6 +160,14 @@ def load_average(uptime_path: str = "/proc/uptime") -> dict[str, t.Any]:
             "load_1m_per_cpu": round(one / cpus, 2), "uptime_seconds": uptime}
 
 
+def command_line(raw: bytes) -> str:
+    """/proc/PID/cmdline (NUL-separated argv) -> one line with secret values masked:
+    `--password VALUE`, `--token=VALUE`, `PGPASSWORD=VALUE`, `postgresql://u:VALUE@h`. Split on
+    the NULs first, so `--password` followed by its value in the next word is seen as such."""
+    argv = [word.decode("utf-8", "replace") for word in raw.split(b"\0") if word]
+    return " ".join(mask_argv(argv)).strip()
+
+
 def _proc_sample(proc: str = "/proc") -> dict[int, dict[str, t.Any]]:
     page = os.sysconf("SC_PAGE_SIZE")
     sample: dict[int, dict[str, t.Any]] = {}
@@ -169,7 +179,7 @@ def _proc_sample(proc: str = "/proc") -> dict[int, dict[str, t.Any]]:
             with open(f"{proc}/{pid}/stat", encoding="utf-8", errors="replace") as fh:
                 stat = fh.read()
             with open(f"{proc}/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                cmdline = command_line(fh.read())
         except OSError:
             continue  # the process ended while we looked
         # comm may contain spaces and parentheses: it ends at the last ')'.

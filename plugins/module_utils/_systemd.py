@@ -348,3 +348,125 @@ def run_probes(probes: list[dict[str, t.Any]], timeout: float) -> dict[str, dict
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(probes), 16)) as pool:
         results = list(pool.map(one, probes))
     return {probe["unit"]: result for probe, result in zip(probes, results)}
+
+
+# --- the service-down verdict: which units are down, crash-looping, stable; what to do -----
+
+# Every unit type systemd knows; a name without one of these means NAME.service.
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".mount", ".path", ".slice", ".scope",
+                 ".device", ".swap", ".automount")
+
+
+def full_unit_name(unit: str) -> str:
+    unit = unit.strip()
+    return unit if unit.endswith(UNIT_SUFFIXES) else f"{unit}.service"
+
+
+def unit_verdict(state: dict[str, t.Any], restart_loop_threshold: int, stable_seconds: int) -> dict[str, t.Any]:
+    """One unit: status (missing | looping | down | stable), the action it calls for
+    (none | restart | report) and why.
+
+    Crash-looping means systemd is waiting to restart it (auto-restart), or it has been restarted
+    automatically at least `restart_loop_threshold` times and has not stayed up for
+    `stable_seconds` since (a loop sampled in its brief running phase looks active). Restarting
+    such a unit again does not help: it is reported for a human. A unit restarted that often that
+    has stayed up long enough recovered: it is stable.
+    """
+    probe = state.get("probe")
+    probe_failed = probe is not None and not probe.get("ok")
+    n_restarts = state.get("n_restarts") or 0
+    active_for = state.get("active_for_seconds")
+    if not state.get("exists"):
+        return {"status": "missing", "action": "report",
+                "reason": f"systemd does not know {state.get('name')} (LoadState {state.get('load_state')})"}
+    if state.get("restart_looping"):
+        return {"status": "looping", "action": "report",
+                "reason": f"crash-looping: systemd is waiting to restart it again ({n_restarts} automatic restarts)"}
+    if n_restarts >= restart_loop_threshold and (active_for is None or active_for < stable_seconds):
+        up = "not active" if active_for is None else f"up for only {active_for}s"
+        return {"status": "looping", "action": "report",
+                "reason": f"crash-looping: {n_restarts} automatic restarts (threshold {restart_loop_threshold}), "
+                          f"{up} (stable after {stable_seconds}s)"}
+    if not state.get("healthy"):
+        return {"status": "down", "action": "restart",
+                "reason": f"{state.get('active_state')}/{state.get('sub_state')}, result {state.get('result')}"}
+    if probe_failed:
+        return {"status": "down", "action": "restart",
+                "reason": f"active, but its {probe.get('type')} probe of {probe.get('target')} failed: {probe.get('error')}"}
+    if n_restarts >= restart_loop_threshold:
+        return {"status": "stable", "action": "none",
+                "reason": f"recovered: {n_restarts} automatic restarts, but up for {active_for}s"}
+    return {"status": "stable", "action": "none", "reason": "active" + (", probe passed" if probe else "")}
+
+
+def unit_evidence(state: dict[str, t.Any], journal_lines: int = 10) -> str:
+    """One line a human reads first: state, result, restarts, OOM, the last journal messages."""
+    journal = " | ".join(e.get("message") or "" for e in (state.get("journal") or [])[-journal_lines:])
+    return (f"[{state.get('name')}: {state.get('active_state')}/{state.get('sub_state')}, result {state.get('result')}, "
+            f"{state.get('n_restarts') or 0} automatic restarts, OOM-killed {bool(state.get('oom_killed'))}] {journal}").rstrip()
+
+
+def service_verdict(states: dict[str, dict[str, t.Any]], order: list[str], restart_loop_threshold: int,
+                    stable_seconds: int, max_restarts: int | None = None,
+                    restarted: list[str] | None = None) -> dict[str, t.Any]:
+    """The decision of the service-down runbook from the units' states.
+
+    `order` is the restart order of all units. `max_restarts` is the guardrail: more units to
+    restart than that points at the host, not the units, so nothing is restarted. `restarted`
+    names the units the caller restarted in this run: they are judged as a verify step
+    (still down when not active, the probe fails, or systemd restarted them again since).
+    """
+    units = {name: unit_verdict(states[name], restart_loop_threshold, stable_seconds) for name in order}
+    down = [n for n in order if units[n]["status"] in ("down", "looping")]
+    looping = [n for n in down if units[n]["status"] == "looping"]
+    to_restart = [n for n in down if units[n]["status"] == "down"]
+    missing = [n for n in order if units[n]["status"] == "missing"]
+    stable = [n for n in order if units[n]["status"] == "stable"]
+    problem = None
+    guardrail_tripped = max_restarts is not None and len(to_restart) > max_restarts
+    if missing:
+        problem = (f"{', '.join(missing)} not found; fix the list of units "
+                   "(systemctl list-units --all shows the names). Nothing was changed.")
+    elif guardrail_tripped:
+        problem = (f"guardrail 'service_down_max_restarts' tripped: {len(to_restart)} units are down "
+                   f"({', '.join(to_restart)}), more than {max_restarts}; nothing was changed. Check the host "
+                   f"first (disk, memory, network). To override: -e service_down_max_restarts={len(to_restart)}")
+    verdict: dict[str, t.Any] = {
+        "units": units,
+        "down": down,
+        "looping": looping,
+        "to_restart": to_restart if problem is None else [],
+        "stable": stable,
+        "missing": missing,
+        "healthy": not down and not missing,
+        "act": bool(to_restart) and problem is None,
+        "guardrail_tripped": guardrail_tripped,
+        "problem": problem,
+    }
+    if restarted is not None:
+        # NRestarts starts again from 0 on a manual restart: above 0 now means it crashed again.
+        def not_up(name: str) -> bool:
+            state = states.get(name, {})
+            probe = state.get("probe")
+            return not state.get("healthy") or (probe is not None and not probe.get("ok"))
+        verdict["settled"] = not any(not_up(n) for n in restarted if n in states)
+        verdict["still_down"] = [n for n in restarted if n in states
+                                 and (not_up(n) or (states[n].get("n_restarts") or 0) > 0)]
+    report = verdict.get("still_down", []) + looping
+    verdict["report_units"] = list(dict.fromkeys(report))
+    verdict["evidence"] = {n: unit_evidence(states[n]) for n in verdict["report_units"]}
+    if problem:
+        verdict["summary"] = problem
+    elif verdict["healthy"]:
+        verdict["summary"] = "healthy, nothing to do: every unit is active" + (
+            " and its probe passes" if any(s.get("probe") for s in states.values()) else "")
+    else:
+        parts = []
+        if to_restart:
+            parts.append(f"down, to restart in this order: {', '.join(to_restart)}")
+        if looping:
+            parts.append(f"crash-looping, not restarted (restarting again will not help): {', '.join(looping)}")
+        verdict["summary"] = "; ".join(parts)
+    if restarted is not None and verdict["still_down"]:
+        verdict["summary"] = f"still down after a restart: {', '.join(verdict['still_down'])}; " + verdict["summary"]
+    return verdict

@@ -39,7 +39,10 @@ options:
       - V(terminated) ends each matching session (C(pg_terminate_backend)); its client sees the
         connection drop and its open transaction rolls back.
       - V(cancelled) cancels the current query of each matching session
-        (C(pg_cancel_backend)); the connection stays. Useful with O(backend_states=[active]).
+        (C(pg_cancel_backend)); the connection stays. Only for sessions that run a query - it
+        needs O(backend_states) without V(idle), V(idle in transaction) and
+        V(idle in transaction (aborted)) (those run no query, so there is nothing to cancel; use
+        V(terminated) for them), for example O(backend_states=[active]).
     type: str
     choices: [terminated, cancelled]
     default: terminated
@@ -254,6 +257,19 @@ from ansible_collections.sre.runbooks.plugins.module_utils._guardrails import en
 
 STATES = ["active", "idle", "idle in transaction", "idle in transaction (aborted)",
           "fastpath function call", "disabled"]
+# Sessions in these states run no query: pg_cancel_backend has nothing to cancel there, so the
+# session stays and a run would report a change that never happened.
+NOTHING_TO_CANCEL = ("idle", "idle in transaction", "idle in transaction (aborted)")
+
+
+def refuse_cancel_without_query(state: str, backend_states: list[str]) -> str | None:
+    """The message refusing state=cancelled on sessions without a running query, or None."""
+    idle = [s for s in backend_states if s in NOTHING_TO_CANCEL]
+    if state != "cancelled" or not idle:
+        return None
+    return (f"state=cancelled cannot act on {', '.join(idle)} sessions: cancel stops a running query "
+            "and these sessions run none, so nothing would change. Use backend_states=[active] to cancel "
+            "running queries, or state=terminated to end idle sessions. Nothing was changed.")
 
 
 def build_filters(params: dict) -> dict:
@@ -330,6 +346,67 @@ def wait_until_gone(conn, pids: list[int], timeout: float) -> set[int]:
     return remaining
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def fail_after_actions(module, result: dict, target: str, step: str, exc: BaseException) -> None:
+    """A backend error in the middle of a run: no traceback; what was done and what failed."""
+    module.fail_json(
+        msg=f"PostgreSQL at {target} failed while {step}: {_first_line(exc)}. "
+            f"{result['acted']} session(s) were signalled before that (see actions); "
+            "read pg_stat_activity before running again.",
+        changed=result["acted"] > 0, actions=result["actions"], acted=result["acted"],
+        acted_by_state=result["acted_by_state"], backends=result["backends"], matched=result["matched"],
+        failed_step=step)
+
+
+# Sessions signalled per statement: a backend error part-way leaves at most this many sessions
+# whose fate is unknown, while a thousand-session cleanup stays a handful of round trips.
+SIGNAL_BATCH = 50
+
+
+def act(module, conn, result: dict, chosen: list, filters: dict, target: str, terminate: bool,
+        batch: int = SIGNAL_BATCH) -> None:
+    """Signal the chosen sessions in batches, recording each outcome as it happens, so a backend
+    error part-way still reports which sessions were signalled (a signal cannot be rolled back)."""
+    verb = "terminate" if terminate else "cancel"
+    function = "pg_terminate_backend" if terminate else "pg_cancel_backend"
+    signalled: list[int] = []
+    for start in range(0, len(chosen), batch):
+        group = chosen[start:start + batch]
+        try:
+            outcome_of = signal_backends(conn, function, [b["pid"] for b in group], filters)
+        except Exception as exc:
+            for backend in group:
+                result["actions"].append(action_record(
+                    verb, target, f"unknown: the signalling statement failed: {_first_line(exc)}", pid=backend["pid"]))
+            fail_after_actions(module, result, target, f"signalling sessions {group[0]['pid']}..{group[-1]['pid']}", exc)
+        for backend in group:
+            pid = backend["pid"]
+            if pid not in outcome_of:
+                outcome = "spared: no longer matches"
+            elif not outcome_of[pid]:
+                outcome = "already gone"
+            else:
+                outcome = "done"
+                signalled.append(pid)
+                result["acted"] += 1
+                state = backend["state"]
+                result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
+            result["actions"].append(action_record(verb, target, outcome, pid=pid))
+    result["changed"] = result["acted"] > 0
+    if terminate and signalled and module.params["wait_timeout"] > 0:
+        try:
+            lingering = wait_until_gone(conn, signalled, module.params["wait_timeout"])
+        except Exception as exc:
+            fail_after_actions(module, result, target, "waiting for the terminated sessions to end", exc)
+        for action in result["actions"]:
+            if action.get("pid") in lingering and action["result"] == "done":
+                action["result"] = "still present after wait_timeout"
+
+
 def main() -> None:
     argument_spec = postgres_argument_spec()
     argument_spec.update(
@@ -360,6 +437,9 @@ def main() -> None:
         module.fail_json(msg="wait_timeout must not be negative")
     if not filters["states"]:
         module.fail_json(msg="backend_states must name at least one state")
+    refusal = refuse_cancel_without_query(params["state"], filters["states"])
+    if refusal:
+        module.fail_json(msg=refusal, changed=False, actions=[])
 
     target = describe_target(params)
     terminate = params["state"] == "terminated"
@@ -386,37 +466,20 @@ def main() -> None:
             result["actions"] = [action_record(verb, target, "check mode", pid=b["pid"]) for b in chosen]
         else:
             check_privileges(module, conn, chosen)
-            pids = [b["pid"] for b in chosen]
-            signalled = signal_backends(conn, "pg_terminate_backend" if terminate else "pg_cancel_backend",
-                                        pids, filters)
-            lingering = (wait_until_gone(conn, [p for p, ok in signalled.items() if ok], params["wait_timeout"])
-                         if terminate and params["wait_timeout"] > 0 else set())
-            for pid in pids:
-                if pid not in signalled:
-                    outcome = "spared: no longer matches"
-                elif not signalled[pid]:
-                    outcome = "already gone"
-                elif pid in lingering:
-                    outcome = "still present after wait_timeout"
-                else:
-                    outcome = "done"
-                result["actions"].append(action_record(verb, target, outcome, pid=pid))
-            result["acted"] = sum(1 for ok in signalled.values() if ok)
-            for backend in chosen:
-                if signalled.get(backend["pid"]):
-                    state = backend["state"]
-                    result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
-            result["changed"] = result["acted"] > 0
+            act(module, conn, result, chosen, filters, target, terminate)
 
-        result["server"] = connection_usage(conn)
-        if module._diff:
-            if module.check_mode:
-                after_matching, client_after = matched - len(chosen), client_before - (len(chosen) if terminate else 0)
-            else:
-                after_matching = len(select_backends(conn, filters))
-                client_after = result["server"]["client_backends"]
-            result["diff"] = dict(before=dict(matching=matched, client_backends=client_before),
-                                  after=dict(matching=after_matching, client_backends=client_after))
+        try:
+            result["server"] = connection_usage(conn)
+            if module._diff:
+                if module.check_mode:
+                    after_matching, client_after = matched - len(chosen), client_before - (len(chosen) if terminate else 0)
+                else:
+                    after_matching = len(select_backends(conn, filters))
+                    client_after = result["server"]["client_backends"]
+                result["diff"] = dict(before=dict(matching=matched, client_backends=client_before),
+                                      after=dict(matching=after_matching, client_backends=client_after))
+        except Exception as exc:  # the server went away after we acted: say what was done
+            fail_after_actions(module, result, target, "reading the server after acting", exc)
     finally:
         conn.close()
     module.exit_json(**result)

@@ -35,11 +35,40 @@ attributes:
 options:
   units:
     description:
-      - Names of the units. A name without a suffix means C(.service).
+      - The units. Each is a name, or a mapping with C(name) and the keys of one probe
+        (C(tcp_port), C(tcp_host), C(http_url), C(http_status), as in O(probes)), so an
+        inventory list such as C(service_down_units) can be passed as it is.
+      - A name without a unit-type suffix (C(.service), C(.socket), C(.device) ...) means C(.service).
       - A unit that does not exist is reported with RV(units.exists=false), not as an error.
     type: list
-    elements: str
+    elements: raw
     required: true
+  restart_loop_threshold:
+    description:
+      - A unit restarted automatically at least this many times that has not stayed up for
+        O(stable_seconds) since is crash-looping (RV(verdict.looping)) - restarting it again will
+        not help, so the verdict says to report it, not to restart it. A unit that systemd is
+        about to restart again (C(auto-restart)) is crash-looping whatever the count.
+    type: int
+    default: 3
+  stable_seconds:
+    description:
+      - A unit restarted O(restart_loop_threshold) times or more that has been active this long
+        recovered (RV(verdict.stable)).
+    type: int
+    default: 60
+  max_restarts:
+    description:
+      - Guardrail for the verdict - when more units than this are down, RV(verdict.act) is false
+        and RV(verdict.problem) says so and how to override it; so many units down at once points
+        at the host (disk, memory, network), not at the units. Unset means no cap.
+    type: int
+  restarted:
+    description:
+      - Units the caller restarted in this run. The verdict then also judges them as a verify
+        step - RV(verdict.still_down) and RV(verdict.settled).
+    type: list
+    elements: str
   journal_lines:
     description:
       - How many of the most recent journal entries to return per unit. V(0) skips the journal.
@@ -54,7 +83,8 @@ options:
   journal_units:
     description:
       - Read the journal of V(all) units asked about, or only of the V(unhealthy) ones (not
-        active, crash-looping, or with a failing probe) - the ones whose logs say why.
+        active, crash-looping by O(restart_loop_threshold) and O(stable_seconds) even when
+        caught in a brief running phase, or with a failing probe) - the ones whose logs say why.
     type: str
     default: all
     choices: [all, unhealthy]
@@ -308,6 +338,71 @@ checked_at:
   description: When the units were read (ISO 8601 UTC).
   returned: always
   type: str
+verdict:
+  description:
+    - What the service-down runbook should do, decided from the readings above with
+      O(restart_loop_threshold), O(stable_seconds) and O(max_restarts). A role acts on
+      RV(verdict.act) and RV(verdict.to_restart) only.
+  returned: always
+  type: dict
+  contains:
+    units:
+      description: Per unit - C(status) (C(stable), C(down), C(looping), C(missing)), C(action)
+        (C(none), C(restart), C(report)) and C(reason).
+      type: dict
+    down:
+      description: Units that are down or crash-looping, in restart order.
+      type: list
+      elements: str
+    looping:
+      description: Crash-looping units; reported with their journal, never restarted again.
+      type: list
+      elements: str
+    to_restart:
+      description: Down units a restart should heal, in dependency order; empty when RV(verdict.problem) is set.
+      type: list
+      elements: str
+    stable:
+      description: Units that are active (and whose probe passes), including ones that recovered from restarts.
+      type: list
+      elements: str
+    missing:
+      description: Units systemd does not know.
+      type: list
+      elements: str
+    healthy:
+      description: Nothing is down, looping or missing - nothing to do.
+      type: bool
+    act:
+      description: Restart RV(verdict.to_restart).
+      type: bool
+    guardrail_tripped:
+      description: More units to restart than O(max_restarts).
+      type: bool
+    problem:
+      description: Why the runbook must stop without acting (missing units, guardrail), with the
+        override; null when there is none.
+      type: str
+    still_down:
+      description: Of O(restarted), the units not active, failing their probe, or restarted by
+        systemd again since. Only with O(restarted).
+      type: list
+      elements: str
+    settled:
+      description: Every unit of O(restarted) is active and its probe passes. Only with O(restarted).
+      type: bool
+    report_units:
+      description: Units a human must look at (still down after a restart, crash-looping).
+      type: list
+      elements: str
+    evidence:
+      description: For each of RV(verdict.report_units), one line with its state, result, restarts,
+        OOM kill and last journal messages.
+      type: dict
+    summary:
+      description: The verdict in one sentence.
+      type: str
+      sample: "healthy, nothing to do: every unit is active and its probe passes"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -316,16 +411,47 @@ from ansible_collections.sre.runbooks.plugins.module_utils import _systemd
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_iso
 
 
-def _full_name(unit: str) -> str:
-    unit = unit.strip()
-    known_suffixes = (".service", ".socket", ".target", ".timer", ".mount", ".path", ".slice", ".scope", ".device", ".swap", ".automount")
-    return unit if unit.endswith(known_suffixes) else f"{unit}.service"
+_full_name = _systemd.full_unit_name
+PROBE_KEYS = ("tcp_port", "tcp_host", "http_url", "http_status")
+
+
+def split_units(items: list) -> tuple[list[str], list[dict]]:
+    """`units` entries (names, or mappings with a name and one probe) -> names, probes.
+    Raises ValueError on an entry that is neither."""
+    names: list[str] = []
+    probes: list[dict] = []
+    for item in items or []:
+        if isinstance(item, dict):
+            name = str(item.get("name") or "").strip()
+            if not name:
+                raise ValueError(f"units: {item!r} has no name")
+            unknown = set(item) - {"name", *PROBE_KEYS}
+            if unknown:
+                raise ValueError(f"units: {name} has unknown keys {', '.join(sorted(unknown))}; "
+                                 f"a unit mapping takes name, {', '.join(PROBE_KEYS)}")
+            names.append(name)
+            if item.get("tcp_port") is not None or item.get("http_url"):
+                if item.get("tcp_port") is not None and item.get("http_url"):
+                    raise ValueError(f"units: {name} has both tcp_port and http_url; give one probe")
+                probes.append({"unit": name, "tcp_port": int(item["tcp_port"]) if item.get("tcp_port") is not None else None,
+                               "tcp_host": item.get("tcp_host") or "127.0.0.1", "http_url": item.get("http_url"),
+                               "http_status": int(item.get("http_status") or 200)})
+        elif isinstance(item, str):
+            if item.strip():
+                names.append(item)
+        else:
+            raise ValueError(f"units: {item!r} is neither a unit name nor a mapping with a name")
+    return names, probes
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            units=dict(type="list", elements="str", required=True),
+            units=dict(type="list", elements="raw", required=True),
+            restart_loop_threshold=dict(type="int", default=3),
+            stable_seconds=dict(type="int", default=60),
+            max_restarts=dict(type="int"),
+            restarted=dict(type="list", elements="str"),
             journal_lines=dict(type="int", default=20),
             journal_priority=dict(type="str", default="err", choices=_systemd.JOURNAL_PRIORITIES),
             journal_since=dict(type="str", default="1h"),
@@ -342,8 +468,16 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    probes = [dict(p, unit=_full_name(p["unit"])) for p in params["probes"]]
-    units = list(dict.fromkeys([_full_name(u) for u in params["units"] if u and u.strip()] + [p["unit"] for p in probes]))
+    try:
+        unit_names, unit_probes = split_units(params["units"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    probes = [dict(p, unit=_full_name(p["unit"])) for p in params["probes"] + unit_probes]
+    units = list(dict.fromkeys([_full_name(u) for u in unit_names] + [p["unit"] for p in probes]))
+    if params["restart_loop_threshold"] < 1 or params["stable_seconds"] < 0:
+        module.fail_json(msg="restart_loop_threshold must be at least 1 and stable_seconds 0 or more")
+    if params["max_restarts"] is not None and params["max_restarts"] < 0:
+        module.fail_json(msg="max_restarts must be 0 or more")
     if len({p["unit"] for p in probes}) != len(probes):
         module.fail_json(msg="probes: at most one probe per unit")
     if params["probe_timeout"] <= 0:
@@ -371,8 +505,9 @@ def main() -> None:
             state.update(_systemd.unit_memory(props))
             state["probe"] = probe_results.get(name)
             state["journal"] = []
-            wants_journal = params["journal_units"] == "all" or not state["healthy"] or (
-                state["probe"] is not None and not state["probe"]["ok"])
+            # Not stable by the verdict's rule (also a crash loop caught in its brief running phase).
+            wants_journal = params["journal_units"] == "all" or _systemd.unit_verdict(
+                state, params["restart_loop_threshold"], params["stable_seconds"])["status"] != "stable"
             if state["exists"] and journalctl and params["journal_lines"] > 0 and wants_journal:
                 state["journal"] = _systemd.journal_excerpt(module.run_command, journalctl, name,
                                                             params["journal_priority"], since,
@@ -385,13 +520,18 @@ def main() -> None:
     except _systemd.SystemdError as exc:
         module.fail_json(msg=f"cannot read systemd units {', '.join(units)}: {exc}; is systemd running on this host?")
 
+    order = _systemd.restart_order(units, states)
+    restarted = None if params["restarted"] is None else [_full_name(u) for u in params["restarted"] if u.strip()]
+    verdict = _systemd.service_verdict(states, order, params["restart_loop_threshold"], params["stable_seconds"],
+                                       params["max_restarts"], restarted)
     module.exit_json(
         changed=False,
         units=states,
+        verdict=verdict,
         failed_units=[n for n in units if states[n]["exists"] and not states[n]["healthy"]],
         missing_units=[n for n in units if not states[n]["exists"]],
         probe_failed_units=[n for n in units if states[n]["probe"] is not None and not states[n]["probe"]["ok"]],
-        restart_order=_systemd.restart_order(units, states),
+        restart_order=order,
         checked_at=checked_at,
     )
 

@@ -48,6 +48,9 @@ RESULT_KEYS = {
     "terminated_by_state",
     "would_terminate",
     "pooler_restarted",
+    "pooler_skipped",
+    "verdict",
+    "healthy",
     "actions",
     "after",
 }

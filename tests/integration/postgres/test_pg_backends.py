@@ -425,3 +425,65 @@ def test_non_finite_age_names_the_option(age, victims, admin, call, args):
     message = assert_clean_failure(result)
     assert victims <= live_pids(admin)
     assert "min_state_age" in message
+
+
+# --- issue 9: cancel is for running queries ---------------------------------------------------
+
+
+@pytest.mark.parametrize("states", [["idle"], ["idle in transaction"], ["active", "idle in transaction (aborted)"]])
+def test_cancelled_on_sessions_without_a_running_query_is_refused(states, sessions, admin, call, args):
+    """pg_cancel_backend on an idle (or idle-in-transaction) session cancels nothing: the module
+    used to report changed on every run while the sessions stayed. It refuses instead."""
+    idle = sessions.idle()
+    in_tx = sessions.idle_in_transaction()
+    before = activity(admin, pids(idle, in_tx))
+    result = call("pg_backends", args(state="cancelled", backend_states=states))
+    message = assert_clean_failure(result)
+    assert "cancel" in message and "active" in message and "terminated" in message, message
+    assert result.get("changed") is not True
+    assert result.get("actions", []) == []
+    after = activity(admin, pids(idle, in_tx))
+    assert {p: a["state"] for p, a in after.items()} == {p: a["state"] for p, a in before.items()}
+
+
+def test_a_backend_error_after_the_first_action_returns_the_actions_not_a_traceback(sessions, admin, call, args, pg_lab):
+    """The module's own session is terminated (as a failover or an operator would) right after it
+    ended its first victim: it must report the actions it did and what failed."""
+    import threading
+
+    from pg_integration import connect
+
+    victims = sessions.many_idle(120)
+    victim_pids = pids(*victims)
+    watcher = connect(pg_lab, user=pg_lab.superuser, dbname="postgres", application=f"{TAG}-killer", autocommit=True)
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_the_module_after_its_first_action():
+        with watcher.cursor() as cur:
+            while not stop.is_set():
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(victim_pids),))
+                if cur.fetchone()[0] < len(victim_pids):
+                    cur.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'sre.runbooks' AND pid <> pg_backend_pid()")
+                    killed.extend(row[0] for row in cur.fetchall())
+                    return
+
+    thread = threading.Thread(target=kill_the_module_after_its_first_action, daemon=True)
+    thread.start()
+    try:
+        result = call("pg_backends", args(max_terminate=500, wait_timeout=5))
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        watcher.close()
+    assert killed, "the module's session was never terminated: the fault was not injected"
+    message = assert_clean_failure(result)
+    assert "see actions" in message, message
+    done = [a for a in result["actions"] if a["result"] in ("done", "still present after wait_timeout")]
+    assert done, result["actions"]
+    assert {a["pid"] for a in done} <= victim_pids
+    assert result["changed"] is True
+    # What it reports as done really ends.
+    ended_pids = {a["pid"] for a in done}
+    wait_for(lambda: not (ended_pids & live_pids(admin)), timeout=10, what="the signalled sessions to end")

@@ -124,3 +124,61 @@ def test_a_full_disk_shows_in_df_terms_with_its_biggest_directory(lab_host):
         assert result["largest_dirs"][0]["entries"][0]["path"] == "/srv/disk/spool/big"
     finally:
         lab_host.sh("rm -rf /srv/disk/spool", check=False)
+
+
+# --- issue 9: the verdict (crash loop, recovered, down) and masked command lines ---------------
+
+
+def test_the_verdict_tells_a_crash_loop_from_a_recovered_unit_and_a_down_one(lab_host, transient_units, lab_services_restored):
+    looping = transient_units("echo 'fatal: license expired' >&2; exit 1",
+                              "Restart=always", "RestartSec=300ms", "StartLimitBurst=1000")
+    # Crashes three times, then stays up: restarted often, but it recovered.
+    marker = f"/run/{looping}.count"
+    flapper = transient_units(f"n=$(cat {marker}.2 2>/dev/null || echo 0); echo $((n+1)) > {marker}.2; "
+                              "[ $n -ge 3 ] || exit 1; exec sleep 600",
+                              "Restart=always", "RestartSec=200ms", "StartLimitBurst=1000")
+    lab_host.sh("systemctl kill --signal=SIGKILL nginx.service")
+    assert lab_host.wait_unit("nginx.service", ("failed",)) == "failed"
+    lab_host.sh("sleep 2.5")
+    units = [looping, flapper, {"name": "nginx", "http_url": "http://127.0.0.1/"}, "pgbouncer"]
+    args = {"units": units, "restart_loop_threshold": 3, "journal_lines": 10, "journal_priority": "info",
+            "journal_units": "unhealthy"}
+
+    young = lab_host.module("systemd_unit_info", dict(args, stable_seconds=600))["verdict"]
+    assert young["units"][looping]["status"] == "looping"
+    assert young["units"][flapper]["status"] == "looping", young["units"][flapper]  # up, but not for long yet
+    assert sorted(young["down"]) == sorted([looping, flapper, "nginx.service"])
+    assert young["to_restart"] == ["nginx.service"]
+    assert young["act"] is True and young["healthy"] is False
+    assert "license expired" in young["evidence"][looping]
+
+    settled = lab_host.module("systemd_unit_info", dict(args, stable_seconds=1))["verdict"]
+    assert settled["units"][flapper]["status"] == "stable"
+    assert "recovered" in settled["units"][flapper]["reason"]
+    assert settled["looping"] == [looping]
+    assert sorted(settled["stable"]) == sorted([flapper, "pgbouncer.service"])
+
+    lab_host.sh("systemctl restart nginx.service")
+    healthy = lab_host.module("systemd_unit_info", {"units": [{"name": "nginx", "http_url": "http://127.0.0.1/"},
+                                                              "pgbouncer", "postgresql@15-main"]})["verdict"]
+    assert healthy["healthy"] is True and healthy["act"] is False
+    assert healthy["summary"].startswith("healthy, nothing to do")
+
+
+def test_a_device_unit_is_not_taken_for_a_service(lab_host):
+    # The role's own suffix list lacked .device: "x.device" became "x.device.service".
+    result = lab_host.module("systemd_unit_info", {"units": ["sys-devices-virtual-net-lo.device"], "journal_lines": 0})
+    assert list(result["units"]) == ["sys-devices-virtual-net-lo.device"]
+
+
+def test_host_resources_masks_a_canary_password_on_a_command_line(lab_host, transient_units):
+    canary = "c4nary-Pr0cess-pw"
+    transient_units(f"exec python3 -c 'import time; time.sleep(120)' --password {canary} DB_PASSWORD={canary} "
+                    f"postgresql://app:{canary}@db1/app")
+    lab_host.sh("sleep 0.5")
+    result = lab_host.module("host_resources_info", {"top_processes": 100000, "cpu_sample_seconds": 0})
+    assert lab_host.sh(f"pgrep -f {canary}", check=False).returncode == 0, "the canary process is not running"
+    rows = [p for p in result["processes"]["by_rss"] if "time.sleep(120)" in p["command"]]
+    assert rows, "the canary process is missing from the result"
+    assert "--password ******** DB_PASSWORD=******** postgresql://app:********@db1/app" in rows[0]["command"]
+    assert canary not in str(result)

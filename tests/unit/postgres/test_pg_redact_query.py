@@ -74,3 +74,39 @@ def test_escape_string_with_backslash_quote_is_fully_masked():
 )
 def test_dollar_quoted_password_is_masked(text):
     assert "dollar-secret" not in redact_query(text)
+
+
+# --- issue 9: connection strings and unicode-escape strings -----------------------------------
+
+SECRET = "c4nary-Pw"
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        (f"CREATE SUBSCRIPTION s CONNECTION 'host=db1 port=5432 user=rep password={SECRET} dbname=app' PUBLICATION p",
+         ["CREATE SUBSCRIPTION s CONNECTION 'host=db1 port=5432 user=rep password=", " dbname=app' PUBLICATION p"]),
+        (f"ALTER SUBSCRIPTION s CONNECTION 'password={SECRET} host=db2'", ["ALTER SUBSCRIPTION s CONNECTION", "host=db2"]),
+        (f"SELECT dblink_connect('c1', 'hostaddr=10.0.0.5 dbname=app user=u password={SECRET}')",
+         ["SELECT dblink_connect('c1', 'hostaddr=10.0.0.5 dbname=app user=u password="]),
+        (f"SELECT dblink_connect('c1', 'password=''{SECRET}'' host=h')", ["dblink_connect('c1', 'password="]),
+        (f"SELECT * FROM dblink('postgresql://app:{SECRET}@db1:5432/app', 'select 1') AS t(x int)",
+         ["postgresql://app:", "@db1:5432/app"]),
+        (f"CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dsn 'postgres://u:{SECRET}@h/d')", ["postgres://u:"]),
+        (f"ALTER ROLE app PASSWORD U&'{SECRET}'", ["ALTER ROLE app PASSWORD '********'"]),
+        (f"ALTER ROLE app PASSWORD U&'c4n\\0061ry-{SECRET}' UESCAPE '!' VALID UNTIL 'infinity'",
+         ["ALTER ROLE app PASSWORD '********' VALID UNTIL 'infinity'"]),
+        (f"ALTER ROLE app PASSWORD u&'{SECRET}", ["ALTER ROLE app PASSWORD '********'"]),  # cut by truncation
+    ],
+)
+def test_connection_strings_and_unicode_literals_are_masked(text, kept):
+    masked = redact_query(text)
+    assert SECRET not in masked
+    assert "********" in masked
+    for part in kept:
+        assert part in masked, masked
+
+
+def test_a_conninfo_without_a_password_is_unchanged():
+    text = "CREATE SUBSCRIPTION s CONNECTION 'host=db1 user=rep dbname=app' PUBLICATION p"
+    assert redact_query(text) == text

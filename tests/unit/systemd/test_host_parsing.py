@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ansible_collections.sre.runbooks.plugins.module_utils import _host
 
 MEMINFO = """\
@@ -149,3 +151,38 @@ def test_mount_of_picks_the_longest_containing_mount_point(tmp_path):
     path.write_text("overlay / overlay rw 0 0\n/dev/vdb1 /var/lib xfs rw 0 0\n/dev/vdc1 /var/library xfs rw 0 0\n")
     assert _host.mount_of("/var/lib/postgresql", str(path))["fstype"] == "xfs"
     assert _host.mount_of("/var/log", str(path))["fstype"] == "overlay"
+
+
+# --- issue 9: no secret from a process command line -------------------------------------------
+
+CANARY = "c4nary-S3cret"
+
+
+@pytest.mark.parametrize("argv, kept", [
+    ([b"app", b"--password", CANARY.encode(), b"--port", b"80"], "app --password ******** --port 80"),
+    ([b"app", f"--db-password={CANARY}".encode()], "app --db-password=********"),
+    ([b"env", f"PGPASSWORD={CANARY}".encode(), b"psql"], "env PGPASSWORD=******** psql"),
+    ([b"worker", f"--dsn=postgresql://app:{CANARY}@db1/app".encode()], "worker --dsn=********"),
+    ([b"worker", f"postgresql://app:{CANARY}@db1/app".encode()], "worker postgresql://app:********@db1/app"),
+    ([b"redis-server", b"--requirepass", CANARY.encode()], "redis-server --requirepass ********"),
+    ([b"curl", b"-H", f"Authorization: Bearer {CANARY}".encode()], "curl -H Authorization: Bearer ********"),
+    ([b"nginx:", b"worker", b"process"], "nginx: worker process"),
+])
+def test_command_lines_mask_secret_values(argv, kept):
+    line = _host.command_line(b"\0".join(argv) + b"\0")
+    assert CANARY not in line
+    assert line == kept
+
+
+def test_top_processes_masks_a_canary_on_this_machine():
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "--password", CANARY])
+    try:
+        top = _host.top_processes(100000, 0.0)
+        rows = [r for r in top["by_rss"] if r["pid"] == child.pid]
+        assert rows and "--password ********" in rows[0]["command"]
+        assert CANARY not in str(top)
+    finally:
+        child.kill()
+        child.wait()
