@@ -427,6 +427,33 @@ def template_hash(template: dict[str, t.Any]) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]
 
 
+# Pod template annotations that mark a restart or a runbook's own bookkeeping, not a different
+# release: a `rollout restart` of a broken release is still the broken release.
+RESTART_ANNOTATIONS = (RESTARTED_AT,)
+OWN_ANNOTATION_PREFIX = "sre.runbooks/"
+
+
+def release_template(template: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A pod template as a release: normalized, without restart stamps and sre.runbooks markers."""
+    template = normalized_template(template)
+    meta = template.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    for key in list(annotations):
+        if key in RESTART_ANNOTATIONS or key.startswith(OWN_ANNOTATION_PREFIX):
+            del annotations[key]
+    if not annotations:
+        meta.pop("annotations", None)
+    if not meta:
+        template.pop("metadata", None)
+    return template
+
+
+def release_hash(template: dict[str, t.Any]) -> str:
+    """Equal for two templates that differ only by a restart (or by this collection's markers)."""
+    encoded = json.dumps(release_template(template), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()[:16]
+
+
 def owned_by(obj: dict[str, t.Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 

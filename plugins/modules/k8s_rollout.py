@@ -69,7 +69,9 @@ options:
   to_revision:
     description:
       - For O(action=undo) - the revision to roll back to, as listed by C(kubectl rollout history).
-        Default is the newest earlier revision whose template differs from the live one.
+        Default is the newest earlier revision whose template differs from the live one; a
+        C(kubectl.kubernetes.io/restartedAt) stamp (a rollout restart) and this collection's own
+        C(sre.runbooks/*) annotations do not make a template different.
     type: int
   wait:
     description:
@@ -199,6 +201,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     parse_time,
     pod_problem,
     q,
+    release_hash,
     revisions,
     rfc3339,
     selector_string,
@@ -342,8 +345,11 @@ class Rollout:
             if already:
                 return None, None, (f"already rolled back from revision {marker.get('from_revision')} "
                                     f"(now revision {current}); not toggling back")
+            # The last DIFFERENT release: a revision made by `rollout restart` of the live release
+            # (same template plus restartedAt) is the same broken release, not a way back.
+            live_release = release_hash(live)
             earlier = [r for r in history if (current is None or r["revision"] < current)
-                       and template_hash(r["template"]) != live_hash]
+                       and release_hash(r["template"]) != live_release]
             if not earlier:
                 self.fail(f"{self.target} has no earlier revision with a different pod template to roll back to "
                           f"(live revision {current}, known: {', '.join(str(r['revision']) for r in history) or 'none'})")

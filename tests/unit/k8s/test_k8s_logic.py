@@ -164,3 +164,21 @@ def test_restarted_after_takes_a_timestamp_or_a_duration():
     assert 899 <= ago.total_seconds() <= 905
     with pytest.raises(ValueError, match="restarted_after"):
         threshold_of("yesterday-ish")
+
+
+def test_release_hash_ignores_restart_stamps_and_own_markers_only():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import release_hash
+
+    base = {"metadata": {"labels": {"app": "a", "pod-template-hash": "abc"}},
+            "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    restarted = {"metadata": {"labels": {"app": "a"},
+                              "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
+                                              "sre.runbooks/rolled-back": "{}"}},
+                 "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    other_annotation = {"metadata": {"labels": {"app": "a"}, "annotations": {"team": "x"}},
+                        "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    other_image = {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+    assert release_hash(base) == release_hash(restarted)
+    assert template_hash(base) != template_hash(restarted)
+    assert release_hash(base) != release_hash(other_annotation)
+    assert release_hash(base) != release_hash(other_image)

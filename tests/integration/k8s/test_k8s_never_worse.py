@@ -1,0 +1,86 @@
+"""Issue 9, "never make an outage worse", on the lab control plane: each test reproduces an unsafe
+decision of the Kubernetes runbooks (it failed on the code before the fix) and proves the fix."""
+
+from __future__ import annotations
+
+import json
+
+import sre_testlib
+from k8s_integration import (
+    FAULT,
+    apply,
+    bad_rollout,
+    changed_tasks,
+    deployment,
+    get,
+    inventory,
+    kubectl,
+    pods,
+    role_result,
+    rollout_done,
+    wait_for,
+)
+
+PLAYBOOKS = sre_testlib.REPO / "playbooks" / "outage"
+
+
+def play(name, inv, **kwargs):
+    return sre_testlib.run_playbook(PLAYBOOKS / f"{name}.yml", inventory=inv, **kwargs)
+
+
+def image_of(name, namespace):
+    return get("deployment", name, namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def ready_pods(namespace, selector):
+    return {p["metadata"]["name"] for p in pods(namespace, selector)
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])}
+
+
+def test_undo_after_a_rollout_restart_returns_to_the_last_different_release(namespace, auth):
+    apply(deployment("shop", namespace, replicas=1))
+    rollout_done("shop", namespace)
+    bad_rollout("shop", namespace)  # revision 2: image :2, crash-loops
+    kubectl("rollout", "restart", "deployment/shop", "-n", namespace)  # revision 3: the same release + restartedAt
+    wait_for(lambda: get("deployment", "shop", namespace)["metadata"]["annotations"].get(
+        "deployment.kubernetes.io/revision") == "3", "the restart to be revision 3")
+    result = sre_testlib.run_module("k8s_rollout", {**auth, "namespace": namespace, "name": "shop", "action": "undo"})
+    assert result["changed"] is True and result["rolled_back_to"] == 1, result
+    assert image_of("shop", namespace).endswith(":1")
+    assert FAULT not in (get("deployment", "shop", namespace)["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def test_api_gateway_down_never_scales_a_partial_outage_to_zero(namespace, tmp_path):
+    apply(deployment("api-gateway", namespace, replicas=3))
+    rollout_done("api-gateway", namespace)
+    serving = ready_pods(namespace, "app=api-gateway")
+    assert len(serving) == 3
+    # A release whose pods never become ready: the rollout stalls (maxUnavailable 0), so 3 old
+    # replicas serve and 1 new one does not. A restart cannot heal it; a scale to 0 would take
+    # the 3 serving replicas down.
+    kubectl("patch", "deployment", "api-gateway", "-n", namespace, "-p",
+            json.dumps({"spec": {"template": {"metadata": {"annotations": {FAULT: "unready"}}}}}))
+    wait_for(lambda: len(pods(namespace, "app=api-gateway")) == 4, "the new, unready pod")
+    inv = inventory(tmp_path, namespace, api_gateway_down_wait_timeout=4, api_gateway_down_scale_pause=1,
+                    api_gateway_down_undo_bad_rollout=False)
+    rc, report, _err = play("api_gateway_down", inv)
+    result = role_result(report, "api_gateway_down_result")
+    assert rc != 0, "the runbook must fail loudly when the restart did not heal"
+    assert result["outcome"] == "failed" and result["scaled_to_zero_and_back"] is False, result
+    assert "partial outage" in result["error"], result["error"]
+    assert get("deployment", "api-gateway", namespace)["spec"]["replicas"] == 3
+    assert serving <= ready_pods(namespace, "app=api-gateway"), "serving replicas were taken down"
+
+
+def test_api_gateway_down_on_a_healthy_gateway_does_nothing(namespace, tmp_path):
+    apply(deployment("api-gateway", namespace, replicas=2))
+    rollout_done("api-gateway", namespace)
+    before = get("deployment", "api-gateway", namespace)
+    rc, report, err = play("api_gateway_down", inventory(tmp_path, namespace))
+    assert rc == 0, err
+    result = role_result(report, "api_gateway_down_result")
+    assert result["outcome"] == "no action needed" and result["actions"] == [], result
+    assert "healthy" in result["verdict"]["reason"]
+    assert not changed_tasks(report)
+    after = get("deployment", "api-gateway", namespace)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
