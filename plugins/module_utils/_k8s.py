@@ -15,11 +15,14 @@ import base64
 import copy
 import datetime
 import hashlib
+import hmac
 import json
 import typing as t
 import urllib.parse
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import MASK, mask_argv, mask_mapping, mask_text
 
 try:
     from kubernetes import client as k8s_client
@@ -242,7 +245,8 @@ def container_problem(status: dict[str, t.Any]) -> dict[str, t.Any]:
         "ready": bool(status.get("ready")),
         "state": current_state,
         "reason": reason,
-        "message": message[:300] if message else message,
+        # A termination message can be the log tail (FallbackToLogsOnError): mask it like a log.
+        "message": mask_text(message[:300]) if message else message,
         "restart_count": status.get("restartCount", 0),
         "image": status.get("image"),
         "last_termination": None,
@@ -422,6 +426,36 @@ def normalized_template(template: dict[str, t.Any]) -> dict[str, t.Any]:
     return template
 
 
+def masked_template_pair(before: dict[str, t.Any], after: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """Two pod templates as a diff may show them: no env ``value`` at all (a changed one says
+    so), args and commands masked like a command line, everything else through mask_mapping."""
+
+    def env_values(template: dict[str, t.Any]) -> dict[tuple[str, str], t.Any]:
+        found = {}
+        for group in ("initContainers", "containers"):
+            for container in (template.get("spec") or {}).get(group) or []:
+                for env in container.get("env") or []:
+                    if "value" in env:
+                        found[(container.get("name"), env.get("name"))] = env.get("value")
+        return found
+
+    def masked(template: dict[str, t.Any], other: dict[tuple[str, str], t.Any]) -> dict[str, t.Any]:
+        template = copy.deepcopy(template)
+        for group in ("initContainers", "containers"):
+            for container in (template.get("spec") or {}).get(group) or []:
+                for env in container.get("env") or []:
+                    if "value" in env:
+                        key = (container.get("name"), env.get("name"))
+                        env["value"] = MASK if key in other and other[key] == env["value"] else f"{MASK} (differs)"
+                for field in ("command", "args"):
+                    if isinstance(container.get(field), list):
+                        container[field] = mask_argv([str(a) for a in container[field]])
+        return mask_mapping(template)
+
+    before_env, after_env = env_values(before), env_values(after)
+    return masked(before, after_env), masked(after, before_env)
+
+
 def template_hash(template: dict[str, t.Any]) -> str:
     encoded = json.dumps(normalized_template(template), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]
@@ -557,15 +591,17 @@ def config_references(template: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     return refs
 
 
-def secret_fingerprint(encoded: str | None, with_hash: bool) -> dict[str, t.Any]:
-    """Proof that a secret value is set, without the value: its length and a short hash prefix."""
+def secret_fingerprint(encoded: str | None, hmac_key: bytes | None = None) -> dict[str, t.Any]:
+    """Proof that a secret value is set, without the value: its length, and with ``hmac_key`` an
+    HMAC-SHA256 of it. Never an unkeyed hash: a plain SHA-256 (even a prefix) lets anyone who reads
+    the result confirm a guessed password offline."""
     try:
         value = base64.b64decode(encoded or "", validate=False)
     except (ValueError, TypeError):
         value = b""
     result: dict[str, t.Any] = {"length": len(value), "empty": len(value) == 0}
-    if with_hash and value:
-        result["sha256_prefix"] = hashlib.sha256(value).hexdigest()[:8]
+    if hmac_key and value:
+        result["hmac_sha256"] = hmac.new(hmac_key, value, hashlib.sha256).hexdigest()
     return result
 
 
@@ -577,7 +613,7 @@ def event_summary(event: dict[str, t.Any], now: datetime.datetime) -> dict[str, 
         "namespace": (event.get("metadata") or {}).get("namespace"),
         "type": event.get("type"),
         "reason": event.get("reason"),
-        "message": (event.get("message") or "")[:300],
+        "message": mask_text((event.get("message") or "")[:300]),
         "object": f"{involved.get('kind')}/{involved.get('name')}",
         "count": event.get("count") or 1,
         "last_seen": last,

@@ -177,7 +177,9 @@ actions:
     target: {description: Kind/namespace/name., type: str}
     result: {description: "V(done), V(check mode) or V(already done).", type: str}
 diff:
-  description: The pod template before and after.
+  description:
+    - The pod template before and after. Env C(value)s are never shown (V(******** (differs)) marks
+      one that changes), nor the values of secret-looking arguments, keys or URL credentials.
   returned: when diff mode is on and something would change
   type: dict
 """
@@ -197,6 +199,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     connect,
     current_revision,
     k8s_argument_spec,
+    masked_template_pair,
     normalized_template,
     parse_time,
     pod_problem,
@@ -422,6 +425,8 @@ def main():
         body, patch_type, before, after = change
         result["changed"] = True
         if module._diff:
+            # Never an env value or a secret-looking argument: a diff ends up in CI logs and tickets.
+            before, after = masked_template_pair(before, after)
             result["diff"] = {"before_header": f"{rollout.target} pod template", "before": before,
                               "after_header": f"{rollout.target} pod template", "after": after}
         if module.check_mode:

@@ -149,7 +149,11 @@ unhealthy_pods:
       elements: dict
     memory: {description: Memory limit and request per container., type: dict}
     scheduler_message: {description: Why the scheduler could not place a Pending pod., type: str}
-    previous_log: {description: Tail of the previous container's log (only for the worst O(previous_logs) pods)., type: str}
+    previous_log:
+      description:
+        - Tail of the previous container's log (only for the worst O(previous_logs) pods), with
+          the values of secret-looking keys, URL credentials and bearer tokens masked.
+      type: str
 workloads:
   description: Workloads below their desired state.
   returned: always
@@ -207,6 +211,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_now
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_text
 from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     K8sError,
     connect,
@@ -327,9 +332,10 @@ def main():
         if container is None:
             return None
         try:
-            return api.request("GET", f"/api/v1/namespaces/{q(problem['namespace'])}/pods/{q(problem['name'])}/log",
-                               {"container": container, "previous": "true", "tailLines": params["log_lines"]},
-                               raw=True)
+            # A crashing app often logs its config on the way down: mask before it leaves the module.
+            return mask_text(api.request(
+                "GET", f"/api/v1/namespaces/{q(problem['namespace'])}/pods/{q(problem['name'])}/log",
+                {"container": container, "previous": "true", "tailLines": params["log_lines"]}, raw=True))
         except K8sError as exc:
             return f"(no previous log: {exc})"
 

@@ -84,3 +84,31 @@ def test_api_gateway_down_on_a_healthy_gateway_does_nothing(namespace, tmp_path)
     assert not changed_tasks(report)
     after = get("deployment", "api-gateway", namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
+
+CANARY = "canary-7Hk2-" + "q" * 14
+
+
+def test_previous_logs_and_rollout_diff_never_show_a_secret(namespace, auth):
+    previous_log = (f"connecting to postgresql://app:{CANARY}@db:5432/app\n"
+                    f"config: STRIPE_API_KEY={CANARY} mode=live\nAuthorization: Bearer {CANARY}\npanic: boom\n")
+    apply(deployment("leaky", namespace, replicas=1,
+                     annotations={FAULT: "crashloop", "sim.sre-runbooks.io/previous-log": previous_log},
+                     env=[{"name": "DB_PASSWORD", "value": CANARY}, {"name": "FEATURE", "value": CANARY}]))
+    wait_for(lambda: crashlooping(namespace, "app=leaky"), "the leaky pod to crash-loop")
+    triage = sre_testlib.run_module("k8s_triage_info", {**auth, "namespace": namespace, "previous_logs": 1,
+                                                        "log_lines": 10})
+    logged = next(p for p in triage["unhealthy_pods"] if p.get("previous_log"))
+    assert "panic: boom" in logged["previous_log"], "the log tail was not fetched: the test proves nothing"
+    assert CANARY not in json.dumps(triage)
+
+    kubectl("set", "env", "deployment/leaky", "-n", namespace, f"FEATURE={CANARY}x",
+            f"--containers=app")
+    kubectl("patch", "deployment", "leaky", "-n", namespace, "--type=json", "-p", json.dumps(
+        [{"op": "add", "path": "/spec/template/spec/containers/0/args",
+          "value": ["--db-password", CANARY, f"--api-token={CANARY}"]}]))
+    for action in ("undo", "restart"):
+        result = sre_testlib.run_module("k8s_rollout", {**auth, "namespace": namespace, "name": "leaky",
+                                                        "action": action}, check=True, diff=True)
+        assert result["changed"] is True and result["diff"]["after"], result
+        assert CANARY not in json.dumps(result), f"{action} --diff shows a secret"

@@ -130,13 +130,20 @@ def test_config_references_cover_env_envfrom_and_volumes():
                     ("ConfigMap", "pc", None, "volume p", False)}
 
 
-def test_secret_fingerprint_never_contains_the_value():
-    value = "whsec_very_secret"
-    fingerprint = secret_fingerprint(base64.b64encode(value.encode()).decode(), with_hash=True)
-    assert fingerprint["length"] == len(value) and not fingerprint["empty"]
-    assert len(fingerprint["sha256_prefix"]) == 8 and value not in str(fingerprint)
-    assert "sha256_prefix" not in secret_fingerprint(base64.b64encode(b"x").decode(), with_hash=False)
-    assert secret_fingerprint("", with_hash=True) == {"length": 0, "empty": True}
+def test_secret_fingerprint_never_contains_the_value_nor_an_unkeyed_hash():
+    import hashlib
+    import hmac
+
+    value = "sk_live_" + "canary" * 5
+    encoded = base64.b64encode(value.encode()).decode()
+    plain = secret_fingerprint(encoded)
+    assert plain == {"length": len(value), "empty": False}
+    keyed = secret_fingerprint(encoded, b"k1")
+    assert keyed["hmac_sha256"] == hmac.new(b"k1", value.encode(), hashlib.sha256).hexdigest()
+    assert secret_fingerprint(encoded, b"k2")["hmac_sha256"] != keyed["hmac_sha256"]
+    unkeyed = hashlib.sha256(value.encode()).hexdigest()
+    assert value not in str(keyed) and unkeyed[:8] not in str(keyed) and encoded not in str(keyed)
+    assert secret_fingerprint("", b"k1") == {"length": 0, "empty": True}
 
 
 @pytest.mark.parametrize("text, value", [("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1G", 1e9), ("500M", 5e8),
@@ -182,3 +189,38 @@ def test_release_hash_ignores_restart_stamps_and_own_markers_only():
     assert template_hash(base) != template_hash(restarted)
     assert release_hash(base) != release_hash(other_annotation)
     assert release_hash(base) != release_hash(other_image)
+
+
+CANARY = "canary-Zq9x-" + "7" * 12
+
+
+def test_masked_template_pair_never_shows_env_values_or_secret_args():
+    import json
+
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import masked_template_pair
+
+    def template(image, env_value, dsn_user="app"):
+        return {"metadata": {"annotations": {"note": f"postgresql://{dsn_user}:{CANARY}@db/x"}},
+                "spec": {"containers": [{"name": "app", "image": image,
+                                         "args": ["--db-password", CANARY, f"--api-token={CANARY}", "--port=80"],
+                                         "env": [{"name": "MODE", "value": env_value},
+                                                 {"name": "PLAIN", "value": CANARY},
+                                                 {"name": "REF", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}
+
+    before, after = masked_template_pair(template("app:1", "live"), template("app:2", "test"))
+    text = json.dumps([before, after])
+    assert CANARY not in text and "live" not in text.replace("livenessProbe", "")
+    assert after["spec"]["containers"][0]["image"] == "app:2"
+    env = {e["name"]: e for e in after["spec"]["containers"][0]["env"]}
+    assert env["MODE"]["value"].endswith("(differs)") and "(differs)" not in env["PLAIN"]["value"]
+    assert env["REF"]["valueFrom"]["secretKeyRef"] == {"name": "s", "key": "k"}
+    assert after["spec"]["containers"][0]["args"][-1] == "--port=80"
+
+
+def test_container_and_event_messages_are_masked():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import container_problem, event_summary
+
+    status = {"name": "app", "state": {"terminated": {"reason": "Error", "message": f"fatal error, DB_PASSWORD={CANARY}"}}}
+    assert CANARY not in str(container_problem(status))
+    event = {"metadata": {"namespace": "ns"}, "message": f"probe failed: Authorization: Bearer {CANARY}"}
+    assert CANARY not in str(event_summary(event, NOW))
