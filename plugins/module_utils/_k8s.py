@@ -537,6 +537,52 @@ def current_revision(kind: str, workload: dict[str, t.Any], history: list[dict[s
     return None
 
 
+CRASH_REASONS = ("CrashLoopBackOff", "Error", "OOMKilled", "CreateContainerConfigError", "RunContainerError",
+                 "CreateContainerError", "ContainerCannotRun")
+
+
+def pod_revision_name(kind: str, workload_name: str, pod: dict[str, t.Any]) -> str | None:
+    """The ReplicaSet or ControllerRevision a pod was made from (its name), from the pod's labels."""
+    labels = pod["metadata"].get("labels") or {}
+    if kind == "Deployment":
+        value = labels.get("pod-template-hash")
+        return f"{workload_name}-{value}" if value else None
+    value = labels.get("controller-revision-hash")
+    if not value:
+        return None
+    # A StatefulSet's pods carry the ControllerRevision's name, a DaemonSet's only its hash.
+    return value if value.startswith(workload_name + "-") else f"{workload_name}-{value}"
+
+
+def release_pods(kind: str, workload: dict[str, t.Any], history: list[dict[str, t.Any]],
+                 pods: list[dict[str, t.Any]], now: datetime.datetime) -> dict[str, t.Any]:
+    """The live release and the one before it (the undo target), with the health of their pods.
+
+    A release is every revision with the same template up to restart stamps, so the pods of a
+    `rollout restart` of a bad release count as that release's pods."""
+    name = workload["metadata"]["name"]
+    live_revision = current_revision(kind, workload, history)
+    live_release = release_hash(template_of(workload))
+    previous = [r for r in history if (live_revision is None or r["revision"] < live_revision)
+                and release_hash(r["template"]) != live_release]
+    previous_release = release_hash(previous[-1]["template"]) if previous else None
+
+    def summary(release: str, revision: int | None) -> dict[str, t.Any]:
+        names = {r["name"] for r in history if release_hash(r["template"]) == release}
+        mine = [pod for pod in pods if pod_revision_name(kind, name, pod) in names
+                and not pod["metadata"].get("deletionTimestamp")]
+        problems = [pod_problem(pod, now, set()) for pod in mine]
+        unhealthy = [p for p in problems if p and not p["ready"]]
+        return {"revision": revision, "revisions": sorted(names), "pods": len(mine),
+                "ready": len(mine) - len(unhealthy),
+                "crashing": sorted(p["name"] for p in unhealthy if p["reason"] in CRASH_REASONS),
+                "oom_killed": sorted(p["name"] for p in unhealthy if p["oom_killed"]),
+                "unhealthy": sorted(p["name"] for p in unhealthy)}
+
+    return {"live": summary(live_release, live_revision),
+            "previous": summary(previous_release, previous[-1]["revision"]) if previous else None}
+
+
 # --------------------------------------------------------------------------- config references
 
 def config_references(template: dict[str, t.Any]) -> list[dict[str, t.Any]]:

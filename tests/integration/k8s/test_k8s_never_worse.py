@@ -11,6 +11,7 @@ from k8s_integration import (
     apply,
     bad_rollout,
     changed_tasks,
+    crashlooping,
     deployment,
     get,
     inventory,
@@ -112,3 +113,52 @@ def test_previous_logs_and_rollout_diff_never_show_a_secret(namespace, auth):
                                                         "action": action}, check=True, diff=True)
         assert result["changed"] is True and result["diff"]["after"], result
         assert CANARY not in json.dumps(result), f"{action} --diff shows a secret"
+
+
+def test_crashloop_does_not_roll_back_an_oomkill(namespace, tmp_path):
+    # The new release runs out of memory: that is memory_exhaustion's scenario, not a bad release.
+    apply(deployment("tenant", namespace, replicas=2, memory_limit="256Mi"))
+    rollout_done("tenant", namespace)
+    bad_rollout("tenant", namespace, fault="oomkilled")
+    rc, report, err = play("crashloop", inventory(tmp_path, namespace, crashloop_wait_timeout=30))
+    assert rc == 0, err or json.dumps(report)[-2000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "reported: not rolled back" and result["actions"] == [], result
+    assert "OOMKilled" in result["reported"][0]["reason"] and "memory" in result["reported"][0]["reason"]
+    assert image_of("tenant", namespace).endswith(":2") and not changed_tasks(report)
+
+
+def test_crashloop_does_not_roll_back_a_workload_whose_only_release_crashes(namespace, tmp_path):
+    # Every pod crashes since revision 1: there is no healthy release to go back to.
+    apply(deployment("solo", namespace, replicas=2, annotations={FAULT: "crashloop"}))
+    wait_for(lambda: len(crashlooping(namespace, "app=solo")) == 2, "2 crash-looping pods")
+    rc, report, err = play("crashloop", inventory(tmp_path, namespace, crashloop_wait_timeout=30))
+    assert rc == 0, err or json.dumps(report)[-2000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "reported: not rolled back" and result["actions"] == [], result
+    assert "no earlier release" in result["reported"][0]["reason"]
+
+
+def statefulset(name, namespace, replicas=2, annotations=None, image="registry.invalid/db:1"):
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}, "annotations": annotations or {}},
+                                  "spec": {"containers": [{"name": "app", "image": image}],
+                                           "terminationGracePeriodSeconds": 1}}}}
+
+
+def test_crashloop_rolls_back_a_statefulset_and_replaces_its_crashing_pod(namespace, tmp_path):
+    apply(statefulset("db", namespace))
+    kubectl("rollout", "status", "statefulset/db", "-n", namespace, "--timeout=60s")
+    # Release 2 crashes: the controller updates db-1 (highest ordinal first) and waits forever for it.
+    apply(statefulset("db", namespace, annotations={FAULT: "crashloop"}, image="registry.invalid/db:2"))
+    wait_for(lambda: crashlooping(namespace, "app=db") == ["db-1"], "db-1 to crash-loop")
+    rc, report, err = play("crashloop", inventory(tmp_path, namespace, crashloop_wait_timeout=45))
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "crashloop_result")
+    assert result["outcome"] == "healed" and result["workloads"] == [{"kind": "StatefulSet", "name": "db"}], result
+    assert [a["action"] for a in result["actions"]] == ["rollout undo", "delete pod"], result["actions"]
+    assert result["actions"][1]["target"].endswith("/db-1")
+    sts = get("statefulset", "db", namespace)
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1")
+    assert not crashlooping(namespace, "app=db") and len(ready_pods(namespace, "app=db")) == 2

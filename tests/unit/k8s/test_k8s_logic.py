@@ -224,3 +224,39 @@ def test_container_and_event_messages_are_masked():
     assert CANARY not in str(container_problem(status))
     event = {"metadata": {"namespace": "ns"}, "message": f"probe failed: Authorization: Bearer {CANARY}"}
     assert CANARY not in str(event_summary(event, NOW))
+
+
+def test_release_pods_groups_restarts_with_their_release_and_judges_the_previous_one():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import pod_revision_name, release_pods
+
+    def tpl(image, restarted=None):
+        meta = {"labels": {"app": "shop"}}
+        if restarted:
+            meta["annotations"] = {"kubectl.kubernetes.io/restartedAt": restarted}
+        return {"metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
+
+    history = [{"revision": 1, "name": "shop-aaa", "template": tpl("app:1")},
+               {"revision": 2, "name": "shop-bbb", "template": tpl("app:2")},
+               {"revision": 3, "name": "shop-ccc", "template": tpl("app:2", "2026-01-01T00:00:00Z")}]
+    workload = {"metadata": {"name": "shop", "annotations": {"deployment.kubernetes.io/revision": "3"}},
+                "spec": {"template": tpl("app:2", "2026-01-01T00:00:00Z")}}
+
+    def rs_pod(name, rs_hash, ready=True, containers=None):
+        p = pod(name, ready=ready, containers=containers, labels={"pod-template-hash": rs_hash})
+        return p
+
+    pods = [rs_pod("old-1", "aaa"), rs_pod("old-2", "aaa"),
+            rs_pod("bad-1", "bbb", ready=False, containers=[crashing()]),
+            rs_pod("bad-2", "ccc", ready=False, containers=[crashing("OOMKilled", 137)])]
+    assert pod_revision_name("Deployment", "shop", pods[0]) == "shop-aaa"
+    result = release_pods("Deployment", workload, history, pods, NOW)
+    assert result["live"]["revision"] == 3 and result["live"]["revisions"] == ["shop-bbb", "shop-ccc"]
+    assert result["live"]["crashing"] == ["bad-1", "bad-2"] and result["live"]["oom_killed"] == ["bad-2"]
+    assert result["previous"] == {"revision": 1, "revisions": ["shop-aaa"], "pods": 2, "ready": 2, "crashing": [],
+                                  "oom_killed": [], "unhealthy": []}
+    sts_pod = pod("db-0", labels={"controller-revision-hash": "db-5d8f"})
+    ds_pod = pod("agent-x", labels={"controller-revision-hash": "7c9b"})
+    assert pod_revision_name("StatefulSet", "db", sts_pod) == "db-5d8f"
+    assert pod_revision_name("DaemonSet", "agent", ds_pod) == "agent-7c9b"
+    assert release_pods("Deployment", {**workload, "spec": {"template": tpl("app:1")},
+                                       "metadata": {"name": "shop"}}, history[:1], pods, NOW)["previous"] is None
