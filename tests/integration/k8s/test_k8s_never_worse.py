@@ -4,6 +4,7 @@ decision of the Kubernetes runbooks (it failed on the code before the fix) and p
 from __future__ import annotations
 
 import json
+import time
 
 import sre_testlib
 from k8s_integration import (
@@ -162,3 +163,26 @@ def test_crashloop_rolls_back_a_statefulset_and_replaces_its_crashing_pod(namesp
     sts = get("statefulset", "db", namespace)
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1")
     assert not crashlooping(namespace, "app=db") and len(ready_pods(namespace, "app=db")) == 2
+
+
+def test_memory_limit_baseline_belongs_to_one_incident(namespace, auth):
+    apply(deployment("tenant-api", namespace, replicas=1, memory_limit="256Mi"))
+    rollout_done("tenant-api", namespace)
+
+    def limit():
+        return get("deployment", "tenant-api", namespace)["spec"]["template"]["spec"]["containers"][0][
+            "resources"]["limits"]["memory"]
+
+    def raise_for(started):
+        return sre_testlib.run_module("k8s_memory_limit", {**auth, "namespace": namespace, "name": "tenant-api",
+                                                           "factor": 1.5, "incident_started_at": started})
+
+    first_incident = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    first = raise_for(first_incident)
+    assert first["changed"] is True and limit() == "384Mi", first
+    again = raise_for(first_incident)
+    assert again["changed"] is False and limit() == "384Mi", "raised twice in one incident"
+    time.sleep(1.1)  # the annotation's time has one-second resolution
+    later = raise_for(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    assert later["changed"] is True and limit() == "576Mi", later
+    assert "before this incident" in later["baseline_source"]
