@@ -28,6 +28,13 @@ description:
     report - OOMKilled pods (memory exhaustion), a missing Secret or ConfigMap key, crashing
     pods of an older release, no earlier release, or an unhealthy one - and applies the
     C(max_workloads) guardrail.
+  - V(node_failure) picks the nodes to take out (the NotReady ones, or O(nodes)), applies the
+    C(max_nodes) guardrail, and names the pods a drain would refuse to move (an emptyDir volume
+    without O(delete_emptydir_data), a pod no controller manages without O(force)) before any
+    change. On a NotReady node the drain does not wait for deletions a dead kubelet never confirms.
+  - V(node_failure_verify) is done when nothing but DaemonSet pods, finished pods, and pods marked
+    for deletion on a NotReady node (a dead kubelet leaves them Terminating) is left on the nodes,
+    and the workloads that had pods there are whole again.
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
 positional: decision
@@ -39,13 +46,16 @@ options:
       - For V(api_gateway_down_bounce) - the same registered result (the state before acting).
       - For V(crashloop_candidates) - the registered result of C(k8s_triage_info).
       - For V(crashloop) - the output of V(crashloop_candidates).
+      - For V(node_failure) - the registered result of C(k8s_triage_info all_namespaces=true) before acting.
+      - For V(node_failure_verify) - the same, after the drain.
     type: raw
     required: true
   decision:
     description: Which decision to take.
     type: str
     required: true
-    choices: [api_gateway_down, api_gateway_down_bounce, crashloop_candidates, crashloop]
+    choices: [api_gateway_down, api_gateway_down_bounce, crashloop_candidates, crashloop, node_failure,
+              node_failure_verify]
   triage:
     description:
       - For V(api_gateway_down) - the registered result of C(k8s_triage_info) on the gateway's pods.
@@ -71,6 +81,33 @@ options:
     description: For V(crashloop) - guardrail, never roll back more workloads than this in one run.
     type: int
     default: 3
+  nodes:
+    description: For V(node_failure) - the nodes to take out; empty means every NotReady node.
+    type: list
+    elements: str
+  max_nodes:
+    description: For V(node_failure) - guardrail, never take out more nodes than this in one run.
+    type: int
+    default: 1
+  delete_emptydir_data:
+    description: For V(node_failure) - the drain may delete emptyDir data (C(--delete-emptydir-data)).
+    type: bool
+    default: false
+  force:
+    description: For V(node_failure) - the drain may delete pods no controller manages.
+    type: bool
+    default: false
+  drain_wait_timeout:
+    description: For V(node_failure) - seconds a drain of a Ready node waits for its pods to go.
+    type: int
+    default: 120
+  targets:
+    description: For V(node_failure_verify) - the nodes that were drained.
+    type: list
+    elements: str
+  before:
+    description: For V(node_failure_verify) - the triage result before acting (to find the affected workloads).
+    type: dict
   crash_reasons:
     description: For V(api_gateway_down) - pod reasons that count as a failing release.
     type: list
@@ -141,8 +178,31 @@ _value:
       type: list
       elements: dict
     guardrail:
-      description: For V(crashloop) - the guardrail message when one tripped (the role fails with it), else null.
+      description: For V(crashloop) and V(node_failure) - the guardrail message when one tripped (the role fails with it), else null.
       type: str
+    nodes:
+      description: For V(node_failure) - the nodes to take out.
+      type: list
+      elements: str
+    drain:
+      description: For V(node_failure) - one entry per node to drain (name, wait_timeout).
+      type: list
+      elements: dict
+    blockers:
+      description: For V(node_failure) - the pods a drain would refuse to move (node, pod, why).
+      type: list
+      elements: dict
+    done:
+      description: For V(node_failure_verify) - whether the nodes are empty and the workloads whole.
+      type: bool
+    remaining:
+      description: For V(node_failure_verify) - pods still on the nodes.
+      type: list
+      elements: str
+    degraded:
+      description: For V(node_failure_verify) - affected workloads not yet whole elsewhere.
+      type: list
+      elements: str
     available:
       description: Available replicas the decision saw.
       type: int
@@ -325,7 +385,87 @@ def crashloop(candidates: list[dict[str, str]], triage: dict[str, t.Any] | None 
             "reason": " | ".join(f"{r['name']}: {r['reason']}" for r in rollback + report)}
 
 
+def _nodes(triage: dict[str, t.Any] | None) -> dict[str, dict[str, t.Any]]:
+    return {n.get("name"): n for n in (triage or {}).get("nodes") or [] if isinstance(n, dict)}
+
+
+def node_failure(before: dict[str, t.Any], nodes: list[str] | None = None, max_nodes: int = 1,
+                 delete_emptydir_data: bool = False, force: bool = False,
+                 drain_wait_timeout: int = 120) -> dict[str, t.Any]:
+    """The nodes to take out, the guardrail, and the pods that would block their drain."""
+    reported = _nodes(before)
+    not_ready = [name for name, node in reported.items() if not node.get("ready")]
+    targets = list(nodes or not_ready)
+    verdict: dict[str, t.Any] = {"act": False, "stop": False, "nodes": targets, "drain": [], "blockers": [],
+                                 "guardrail": None}
+    if not targets:
+        return {**verdict, "reason": "healthy: every node is Ready; nothing to do"}
+    if len(targets) > int(max_nodes):
+        return {**verdict, "stop": True, "reason": "too many nodes to take out at once",
+                "guardrail": (f"guardrail 'node_failure_max_nodes' tripped: {len(targets)} nodes are NotReady "
+                              f"({', '.join(targets)}), more than {max_nodes}; draining them all could leave nowhere "
+                              "to run. This looks like a network or control-plane problem; nothing was changed. "
+                              f"To override: -e node_failure_max_nodes={len(targets)} or list node_failure_nodes.")}
+    blockers = []
+    for name in targets:
+        for pod in (reported.get(name) or {}).get("pod_list") or []:
+            if pod.get("terminating") or pod.get("mirror") or pod.get("owner_kind") == "DaemonSet" \
+                    or pod.get("phase") in ("Succeeded", "Failed"):
+                continue
+            where = f"{pod.get('namespace')}/{pod.get('name')} on {name}"
+            if pod.get("local_storage") and not delete_emptydir_data:
+                blockers.append({"node": name, "pod": where,
+                                 "why": "has an emptyDir volume, whose data an eviction deletes; the runbook drains "
+                                        "with --delete-emptydir-data: set node_failure_delete_emptydir_data=true"})
+            elif not pod.get("owner_kind") and not force:
+                blockers.append({"node": name, "pod": where,
+                                 "why": "is not managed by a controller, so nothing would recreate it; "
+                                        "set node_failure_force=true to delete it anyway"})
+    if blockers:
+        return {**verdict, "stop": True, "blockers": blockers,
+                "reason": "the drain would be refused: " + "; ".join(f"{b['pod']} {b['why']}" for b in blockers)}
+    # A dead kubelet never confirms a deletion: do not wait for it; verify counts such pods as gone.
+    drain = [{"name": name, "wait_timeout": 1 if name in not_ready else int(drain_wait_timeout)} for name in targets]
+    return {**verdict, "act": True, "drain": drain,
+            "reason": f"cordon and drain {', '.join(targets)}"
+                      + (f" (NotReady: {', '.join(n for n in targets if n in not_ready)})" if not_ready else "")}
+
+
+def node_failure_verify(after: dict[str, t.Any], targets: list[str] | None = None,
+                        before: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+    """Done when nothing but DaemonSet pods stays on the nodes and the affected workloads are whole.
+
+    A pod marked for deletion on a NotReady node counts as gone: its kubelet is dead and will
+    never confirm the deletion (it stays Terminating until the node returns or is deleted)."""
+    reported = _nodes(after)
+    remaining = []
+    for name in targets or []:
+        node = reported.get(name) or {}
+        for pod in node.get("pod_list") or []:
+            if pod.get("owner_kind") == "DaemonSet" or pod.get("mirror") or pod.get("phase") in ("Succeeded", "Failed"):
+                continue
+            if pod.get("terminating") and not node.get("ready", True):
+                continue
+            remaining.append(f"{pod.get('namespace')}/{pod.get('name')} on {name}"
+                             + (" (terminating)" if pod.get("terminating") else ""))
+    on_targets = [p for p in (before or {}).get("unhealthy_pods") or []
+                  if p.get("node") in set(targets or []) and (p.get("owner") or {}).get("kind") not in (None, "DaemonSet")]
+    affected = {(p.get("namespace"), (p.get("owner") or {}).get("name")) for p in on_targets}
+    degraded = sorted(f"{w.get('kind')}/{w.get('namespace')}/{w.get('name')}" for w in (after or {}).get("workloads") or []
+                      if (w.get("namespace"), w.get("name")) in affected)
+    done = not remaining and not degraded
+    parts = []
+    if remaining:
+        parts.append(f"still on the nodes: {', '.join(remaining)}")
+    if degraded:
+        parts.append(f"not yet whole elsewhere: {', '.join(degraded)}")
+    return {"done": done, "remaining": remaining, "degraded": degraded,
+            "reason": "the evicted pods run elsewhere" if done else "; ".join(parts)}
+
+
 DECISIONS: dict[str, t.Callable[..., t.Any]] = {
+    "node_failure": node_failure,
+    "node_failure_verify": node_failure_verify,
     "api_gateway_down": api_gateway_down,
     "api_gateway_down_bounce": api_gateway_down_bounce,
     "crashloop_candidates": crashloop_candidates,

@@ -17,6 +17,7 @@ from k8s_integration import (
     get,
     inventory,
     kubectl,
+    nodes_all_schedulable,
     pods,
     role_result,
     rollout_done,
@@ -186,3 +187,79 @@ def test_memory_limit_baseline_belongs_to_one_incident(namespace, auth):
     later = raise_for(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     assert later["changed"] is True and limit() == "576Mi", later
     assert "before this incident" in later["baseline_source"]
+
+
+def web_on_one_node(namespace, name="web", replicas=3, volumes=None):
+    """A spread Deployment; returns (a node that holds exactly one replica, that pod's name)."""
+    nodes_all_schedulable()
+    manifest = deployment(name, namespace, replicas=replicas, spread=True)
+    if volumes:
+        manifest["spec"]["template"]["spec"]["volumes"] = volumes
+    apply(manifest)
+    rollout_done(name, namespace)
+    placement: dict[str, list[str]] = {}
+    for pod in pods(namespace, f"app={name}"):
+        placement.setdefault(pod["spec"]["nodeName"], []).append(pod["metadata"]["name"])
+    node = next((n for n in sorted(placement) if len(placement[n]) == 1), None)
+    assert node, f"the scheduler placed the replicas {placement}; no node holds exactly one"
+    return node, placement[node][0]
+
+
+def not_ready(node):
+    wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "False"
+                         for c in get("node", node)["status"]["conditions"]), f"{node} to be NotReady")
+
+
+def test_node_failure_counts_pods_a_dead_kubelet_leaves_terminating_as_gone(namespace, tmp_path, failing_node):
+    node, pod = web_on_one_node(namespace)
+    failing_node(node)
+    not_ready(node)
+    inv = inventory(tmp_path, namespace, node_failure_reschedule_timeout=60, node_failure_drain_wait_timeout=60)
+    rc, report, err = play("node_failure", inv)
+    assert rc == 0, err or json.dumps(report)[-3000:]
+    result = role_result(report, "node_failure_result")
+    assert result["outcome"] == "healed" and result["drained"] == [node], result
+    # The lab's kubelet is dead like a real one: the evicted pod is still there, Terminating.
+    left = json.loads(kubectl("get", "pods", "-n", namespace, "--field-selector", f"spec.nodeName={node}",
+                              "-o", "json").stdout)["items"]
+    assert [p["metadata"]["name"] for p in left] == [pod] and left[0]["metadata"].get("deletionTimestamp")
+    running = pods(namespace, "app=web")
+    assert len(running) == 3 and all(p["spec"]["nodeName"] != node for p in running)
+
+
+def test_node_failure_verify_leaves_daemonset_pods_on_a_ready_node(namespace, tmp_path):
+    node, _pod = web_on_one_node(namespace)
+    apply({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": namespace},
+           "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                    "template": {"metadata": {"labels": {"app": "agent"}},
+                                 "spec": {"containers": [{"name": "app", "image": "registry.invalid/agent:1"}],
+                                          "terminationGracePeriodSeconds": 1}}}})
+    kubectl("rollout", "status", "daemonset/agent", "-n", namespace, "--timeout=60s")
+    # An operator takes a Ready node out by name (maintenance, a flaky disk): DaemonSet pods stay.
+    inv = inventory(tmp_path, namespace, node_failure_nodes=[node], node_failure_reschedule_timeout=60,
+                    node_failure_drain_wait_timeout=60)
+    try:
+        rc, report, err = play("node_failure", inv)
+        assert rc == 0, err or json.dumps(report)[-3000:]
+        result = role_result(report, "node_failure_result")
+        assert result["outcome"] == "healed" and result["drained"] == [node], result
+        on_node = [p["metadata"]["name"] for p in pods(namespace) if p["spec"]["nodeName"] == node]
+        assert len(on_node) == 1 and on_node[0].startswith("agent-"), on_node
+    finally:
+        kubectl("uncordon", node, check=False)
+
+
+def test_node_failure_names_the_pod_an_emptydir_blocks_instead_of_retrying(namespace, tmp_path, failing_node):
+    node, pod = web_on_one_node(namespace, name="cache", volumes=[{"name": "scratch", "emptyDir": {}}])
+    failing_node(node)
+    not_ready(node)
+    inv = inventory(tmp_path, namespace, node_failure_drain_retries=6, node_failure_drain_delay=5)
+    started = time.monotonic()
+    rc, report, _err = play("node_failure", inv)
+    elapsed = time.monotonic() - started
+    result = role_result(report, "node_failure_result")
+    assert rc != 0 and result["outcome"] == "failed", result
+    assert f"{namespace}/{pod} on {node}" in result["error"] and "emptyDir" in result["error"], result["error"]
+    assert "node_failure_delete_emptydir_data=true" in result["error"]
+    assert elapsed < 25, f"took {elapsed:.0f} s: it retried a drain that can never succeed"
+    assert not get("node", node)["spec"].get("unschedulable"), "it cordoned before finding the blocker"

@@ -11,6 +11,8 @@ from ansible_collections.sre.runbooks.plugins.filter.k8s_verdict import (
     api_gateway_down_bounce,
     crashloop,
     crashloop_candidates,
+    node_failure,
+    node_failure_verify,
 )
 
 CRASH = ["CrashLoopBackOff", "Error"]
@@ -243,3 +245,78 @@ def test_mixed_workloads_roll_back_only_the_bad_release():
     db = {"kind": "StatefulSet", "name": "db"}
     _, verdict = decide(pods, [releases(), releases(["db-0"], item=db)], [config(), config(item=db)])
     assert verdict["rollback"] == [SHOP] and [r["name"] for r in verdict["report"]] == ["db"]
+
+
+# ---------------------------------------------------------------- node_failure
+
+def pod_on(name, owner="ReplicaSet", terminating=False, local_storage=False, phase="Running", ns="web"):
+    return {"namespace": ns, "name": name, "owner_kind": owner, "phase": phase, "terminating": terminating,
+            "local_storage": local_storage, "mirror": False}
+
+
+def triage_nodes(*nodes, unhealthy=(), workloads=()):
+    return {"nodes": [{"name": n, "ready": r, "pod_list": list(p)} for n, r, p in nodes],
+            "unhealthy_pods": list(unhealthy), "workloads": list(workloads)}
+
+
+def test_all_nodes_ready_nothing_to_do():
+    verdict = node_failure(triage_nodes())
+    assert verdict["act"] is False and verdict["stop"] is False and "healthy" in verdict["reason"]
+
+
+def test_one_notready_node_is_drained_without_waiting_for_its_dead_kubelet():
+    verdict = node_failure(triage_nodes(("n2", False, [pod_on("web-1")])), drain_wait_timeout=90)
+    assert verdict["act"] is True and verdict["nodes"] == ["n2"] and verdict["drain"] == [{"name": "n2", "wait_timeout": 1}]
+
+
+def test_a_named_ready_node_waits_for_the_deletions():
+    verdict = node_failure(triage_nodes(), nodes=["n1"], drain_wait_timeout=90)
+    assert verdict["drain"] == [{"name": "n1", "wait_timeout": 90}]
+
+
+def test_guardrail_on_many_notready_nodes():
+    verdict = node_failure(triage_nodes(("n1", False, []), ("n2", False, [])), max_nodes=1)
+    assert verdict["act"] is False and verdict["stop"] is True and "node_failure_max_nodes=2" in verdict["guardrail"]
+
+
+def test_emptydir_pod_blocks_the_drain_by_name_unless_allowed():
+    pods = [pod_on("cache-1", local_storage=True), pod_on("agent", owner="DaemonSet", local_storage=True),
+            pod_on("old", local_storage=True, terminating=True)]
+    verdict = node_failure(triage_nodes(("n2", False, pods)))
+    assert verdict["stop"] is True and [b["pod"] for b in verdict["blockers"]] == ["web/cache-1 on n2"]
+    assert "delete-emptydir-data" in verdict["reason"] and "node_failure_delete_emptydir_data=true" in verdict["reason"]
+    assert node_failure(triage_nodes(("n2", False, pods)), delete_emptydir_data=True)["act"] is True
+
+
+def test_unmanaged_pod_blocks_the_drain_unless_forced():
+    pods = [pod_on("bare", owner=None), pod_on("done", owner=None, phase="Succeeded")]
+    verdict = node_failure(triage_nodes(("n2", False, pods)))
+    assert verdict["stop"] is True and [b["pod"] for b in verdict["blockers"]] == ["web/bare on n2"]
+    assert node_failure(triage_nodes(("n2", False, pods)), force=True)["act"] is True
+
+
+def test_verify_counts_terminating_pods_on_a_dead_node_as_gone():
+    after = triage_nodes(("n2", False, [pod_on("web-1", terminating=True), pod_on("agent", owner="DaemonSet")]))
+    assert node_failure_verify(after, ["n2"], {})["done"] is True
+
+
+def test_verify_waits_for_terminating_pods_on_a_ready_node():
+    after = triage_nodes(("n1", True, [pod_on("web-1", terminating=True)]))
+    verdict = node_failure_verify(after, ["n1"], {})
+    assert verdict["done"] is False and "web/web-1 on n1 (terminating)" in verdict["remaining"]
+
+
+def test_verify_ignores_daemonset_pods_on_a_ready_node():
+    after = triage_nodes(("n1", True, [pod_on("agent-x", owner="DaemonSet"), pod_on("job", phase="Succeeded")]))
+    assert node_failure_verify(after, ["n1"], {})["done"] is True
+
+
+def test_verify_waits_for_pods_still_running_and_workloads_not_whole():
+    after = triage_nodes(("n2", False, [pod_on("web-1")]),
+                         workloads=[{"kind": "Deployment", "namespace": "web", "name": "web"},
+                                    {"kind": "Deployment", "namespace": "other", "name": "web"}])
+    before = {"unhealthy_pods": [{"name": "web-1", "namespace": "web", "node": "n2",
+                                  "owner": {"kind": "Deployment", "name": "web"}}]}
+    verdict = node_failure_verify(after, ["n2"], before)
+    assert verdict["done"] is False and verdict["remaining"] == ["web/web-1 on n2"]
+    assert verdict["degraded"] == ["Deployment/web/web"]
