@@ -276,6 +276,9 @@ class Rollout:
         self.actions = []
 
     def fail(self, msg, **extra):
+        # Whatever failed, the record of what was already done goes with the failure.
+        extra.setdefault("changed", self.changed)
+        extra.setdefault("actions", self.actions)
         self.module.fail_json(msg=msg, target=self.target, **extra)
 
     def read(self):

@@ -4,6 +4,7 @@ decision of the Kubernetes runbooks (it failed on the code before the fix) and p
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import sre_testlib
@@ -263,3 +264,20 @@ def test_node_failure_names_the_pod_an_emptydir_blocks_instead_of_retrying(names
     assert "node_failure_delete_emptydir_data=true" in result["error"]
     assert elapsed < 25, f"took {elapsed:.0f} s: it retried a drain that can never succeed"
     assert not get("node", node)["spec"].get("unschedulable"), "it cordoned before finding the blocker"
+
+
+def test_rollout_failure_after_an_action_returns_the_actions_done(namespace, auth):
+    # The restart is done, then the Deployment disappears while the module waits: the failure
+    # must carry the restart it already made (for the incident record), not a traceback.
+    apply(deployment("gw", namespace, replicas=1, annotations={FAULT: "unready"}))
+    wait_for(lambda: pods(namespace, "app=gw"), "the gateway pod")
+    timer = threading.Timer(3, lambda: kubectl("delete", "deployment", "gw", "-n", namespace, "--wait=false"))
+    timer.start()
+    try:
+        result = sre_testlib.run_module("k8s_rollout", {**auth, "namespace": namespace, "name": "gw",
+                                                        "action": "restart", "wait": True, "wait_timeout": 30})
+    finally:
+        timer.cancel()
+    assert result["failed"] is True and "Traceback" not in json.dumps(result), result
+    assert result["changed"] is True and [a["action"] for a in result["actions"]] == ["rollout restart"], result
+    assert result["actions"][0]["result"] == "done"
