@@ -118,7 +118,11 @@ references:
     key_exists: {description: Whether the key exists (null when no key is referenced)., type: bool}
     length: {description: Length in bytes of the referenced value (secrets and config maps)., type: int}
     empty: {description: Whether the referenced value is empty., type: bool}
-    hmac_sha256: {description: "With O(hash_secrets), HMAC-SHA256 of the secret value keyed with O(hash_key) or a per-run random key (never the value, never an unkeyed hash).", type: str}
+    hmac_sha256:
+      description: >-
+        With O(hash_secrets), HMAC-SHA256 of the secret value keyed with O(hash_key) or a per-run
+        random key (never the value, never an unkeyed hash).
+      type: str
     keys: {description: "For whole-object references, the key names present (never values).", type: list, elements: str}
     description: {description: "The reference in one line, for messages.", type: str}
 missing:

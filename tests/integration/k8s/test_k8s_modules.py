@@ -256,7 +256,7 @@ def test_config_check_reports_missing_keys_without_revealing_secrets(namespace, 
     assert next(r for r in again["references"] if r["key"] == "webhook")["hmac_sha256"] != hashed, \
         "a per-run key: two runs never give the same hash"
     keyed = [sre_testlib.run_module("k8s_config_check", {**auth, "namespace": namespace, "hash_key": "team-key"})
-             for _ in range(2)]
+             for _run in range(2)]
     assert len({next(r for r in k["references"] if r["key"] == "webhook")["hmac_sha256"] for k in keyed}) == 1
     assert "team-key" not in json.dumps(keyed)
 

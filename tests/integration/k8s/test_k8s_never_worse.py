@@ -107,7 +107,7 @@ def test_previous_logs_and_rollout_diff_never_show_a_secret(namespace, auth):
     assert CANARY not in json.dumps(triage)
 
     kubectl("set", "env", "deployment/leaky", "-n", namespace, f"FEATURE={CANARY}x",
-            f"--containers=app")
+            "--containers=app")
     kubectl("patch", "deployment", "leaky", "-n", namespace, "--type=json", "-p", json.dumps(
         [{"op": "add", "path": "/spec/template/spec/containers/0/args",
           "value": ["--db-password", CANARY, f"--api-token={CANARY}"]}]))
@@ -281,3 +281,58 @@ def test_rollout_failure_after_an_action_returns_the_actions_done(namespace, aut
     assert result["failed"] is True and "Traceback" not in json.dumps(result), result
     assert result["changed"] is True and [a["action"] for a in result["actions"]] == ["rollout restart"], result
     assert result["actions"][0]["result"] == "done"
+
+
+# ------------------------------------------------------------------------- no-fault controls
+
+RESULT_FACT = {"api_gateway_down": "api_gateway_down_result", "crashloop": "crashloop_result",
+               "memory_exhaustion": "memory_exhaustion_result", "node_failure": "node_failure_result"}
+
+
+def assert_left_alone(name, inv, extra_vars=None):
+    rc, report, err = play(name, inv, extra_vars=extra_vars or {})
+    assert rc == 0, f"{name}: {err or json.dumps(report)[-2000:]}"
+    result = role_result(report, RESULT_FACT[name])
+    assert result["outcome"] == "no action needed", f"{name}: {result}"
+    assert not result.get("actions"), f"{name} acted: {result.get('actions')}"
+    assert not changed_tasks(report), f"{name} changed: {changed_tasks(report)}"
+    if "verdict" in result and isinstance(result["verdict"], str):
+        assert "healthy" in result["verdict"] or "nothing" in result["verdict"], f"{name}: {result['verdict']}"
+    return result
+
+
+def test_every_k8s_playbook_leaves_a_healthy_cluster_alone(namespace, tmp_path):
+    nodes_all_schedulable()
+    apply(deployment("api-gateway", namespace, replicas=2), deployment("checkout", namespace, replicas=2))
+    rollout_done("api-gateway", namespace)
+    rollout_done("checkout", namespace)
+    before = {d: get("deployment", d, namespace)["metadata"]["generation"] for d in ("api-gateway", "checkout")}
+    inv = inventory(tmp_path, namespace)
+    for name in RESULT_FACT:
+        assert_left_alone(name, inv, {"memory_exhaustion_allow_limit_raise": True} if name == "memory_exhaustion" else None)
+    assert before == {d: get("deployment", d, namespace)["metadata"]["generation"] for d in before}
+    assert not any(n["spec"].get("unschedulable") for n in json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"])
+
+
+def test_k8s_playbooks_leave_a_fault_that_is_not_theirs_alone(namespace, tmp_path, failing_node):
+    # A crash-looping release (crashloop's fault) and, later, a NotReady node (node_failure's fault).
+    apply(deployment("api-gateway", namespace, replicas=2), deployment("checkout", namespace, replicas=2))
+    rollout_done("api-gateway", namespace)
+    rollout_done("checkout", namespace)
+    bad_rollout("checkout", namespace)
+    inv = inventory(tmp_path, namespace)
+    checkout = get("deployment", "checkout", namespace)["metadata"]["generation"]
+    for name in ("node_failure", "memory_exhaustion", "api_gateway_down"):
+        assert_left_alone(name, inv, {"memory_exhaustion_allow_limit_raise": True} if name == "memory_exhaustion" else None)
+    assert get("deployment", "checkout", namespace)["metadata"]["generation"] == checkout
+
+    # Now a node fails: crashloop must not roll anything back because pods went NotReady with it.
+    kubectl("rollout", "undo", "deployment/checkout", "-n", namespace)
+    rollout_done("checkout", namespace)
+    node = pods(namespace, "app=api-gateway")[0]["spec"]["nodeName"]
+    failing_node(node)
+    not_ready(node)
+    gateway = get("deployment", "api-gateway", namespace)["metadata"]["generation"]
+    assert_left_alone("crashloop", inv)
+    assert assert_left_alone("memory_exhaustion", inv, {"memory_exhaustion_allow_limit_raise": True})
+    assert get("deployment", "api-gateway", namespace)["metadata"]["generation"] == gateway

@@ -147,7 +147,8 @@ def crash_pod(name, owner=("Deployment", "shop"), reason="CrashLoopBackOff", oom
     return {"name": name, "reason": reason, "oom_killed": oom, "owner": {"kind": owner[0], "name": owner[1]}}
 
 
-def releases(live_crashing=("shop-new-1",), previous=None, item=SHOP):
+def releases(live_crashing=("shop-new-1",), previous=None, item=None):
+    item = item or SHOP
     if previous is None:
         previous = {"revision": 1, "pods": 3, "ready": 3, "unhealthy": [], "crashing": []}
     return {"item": item, "releases": {"live": {"revision": 2, "crashing": list(live_crashing),
@@ -155,7 +156,8 @@ def releases(live_crashing=("shop-new-1",), previous=None, item=SHOP):
                                        "previous": previous or None}}
 
 
-def config(missing=(), item=SHOP):
+def config(missing=(), item=None):
+    item = item or SHOP
     return {"item": item, "missing": [{"description": d} for d in missing]}
 
 
@@ -178,55 +180,55 @@ def test_healthy_namespace_does_nothing():
 
 
 def test_bad_release_with_a_healthy_predecessor_is_rolled_back():
-    _, verdict = decide([crash_pod("shop-new-1")], [releases()], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases()], [config()])
     assert verdict["act"] is True and verdict["rollback"] == [SHOP] and verdict["report"] == []
 
 
 def test_oomkilled_is_memory_exhaustion_not_a_bad_release():
-    _, verdict = decide([crash_pod("shop-new-1", oom=True)], [releases()], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1", oom=True)], [releases()], [config()])
     assert verdict["act"] is False and "memory" in verdict["report"][0]["reason"]
 
 
 def test_missing_config_key_is_reported_not_rolled_back():
     pods = [crash_pod("shop-new-1", reason="CreateContainerConfigError")]
-    _, verdict = decide(pods, [releases()], [config(["Secret s key k (env K of Deployment/shop) exists but has no such key"])])
+    _candidates, verdict = decide(pods, [releases()], [config(["Secret s key k (env K of Deployment/shop) exists but has no such key"])])
     assert verdict["act"] is False and "no such key" in verdict["report"][0]["reason"]
 
 
 def test_config_check_that_did_not_run_refuses():
-    _, verdict = decide([crash_pod("shop-new-1")], [releases()], [{"item": SHOP, "failed": True, "msg": "403"}])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases()], [{"item": SHOP, "failed": True, "msg": "403"}])
     assert verdict["act"] is False and "403" in verdict["report"][0]["reason"]
 
 
 def test_crashing_pods_of_an_older_release_are_not_a_bad_release():
-    _, verdict = decide([crash_pod("shop-old-1")], [releases(live_crashing=())], [config()])
+    _candidates, verdict = decide([crash_pod("shop-old-1")], [releases(live_crashing=())], [config()])
     assert verdict["act"] is False and "do not belong to the live release" in verdict["report"][0]["reason"]
 
 
 def test_no_earlier_release_refuses():
-    _, verdict = decide([crash_pod("shop-new-1")], [releases(previous=False)], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases(previous=False)], [config()])
     assert verdict["act"] is False and "no earlier release" in verdict["report"][0]["reason"]
 
 
 def test_unhealthy_previous_release_refuses():
     previous = {"revision": 1, "pods": 2, "ready": 1, "unhealthy": ["shop-old-1"], "crashing": ["shop-old-1"]}
-    _, verdict = decide([crash_pod("shop-new-1")], [releases(previous=previous)], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases(previous=previous)], [config()])
     assert verdict["act"] is False and "unhealthy too" in verdict["report"][0]["reason"]
 
 
 def test_previous_release_without_running_pods_is_not_evidence():
     previous = {"revision": 1, "pods": 0, "ready": 0, "unhealthy": [], "crashing": []}
-    _, verdict = decide([crash_pod("shop-new-1")], [releases(previous=previous)], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases(previous=previous)], [config()])
     assert verdict["act"] is False and "nothing shows it was healthy" in verdict["report"][0]["reason"]
 
 
 def test_missing_release_information_refuses():
-    _, verdict = decide([crash_pod("shop-new-1")], [], [config()])
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [], [config()])
     assert verdict["act"] is False and "no release information" in verdict["report"][0]["reason"]
 
 
 def test_undo_disabled_reports_only():
-    _, verdict = decide([crash_pod("shop-new-1")], [releases()], [config()], undo_enabled=False)
+    _candidates, verdict = decide([crash_pod("shop-new-1")], [releases()], [config()], undo_enabled=False)
     assert verdict["act"] is False and verdict["report"][0]["name"] == "shop"
 
 
@@ -235,7 +237,7 @@ def test_guardrail_on_many_workloads_stops():
     pods = [crash_pod(f"{n}-new", owner=("Deployment", n)) for n in names]
     items = [{"kind": "Deployment", "name": n} for n in names]
     rollouts = [releases([f"{n}-new"], item=i) for n, i in zip(names, items)]
-    _, verdict = decide(pods, rollouts, [config(item=i) for i in items], max_workloads=3)
+    _candidates, verdict = decide(pods, rollouts, [config(item=i) for i in items], max_workloads=3)
     assert verdict["act"] is False and verdict["stop"] is True
     assert "crashloop_max_workloads" in verdict["guardrail"] and "-e crashloop_max_workloads=4" in verdict["guardrail"]
 
@@ -243,7 +245,7 @@ def test_guardrail_on_many_workloads_stops():
 def test_mixed_workloads_roll_back_only_the_bad_release():
     pods = [crash_pod("shop-new-1"), crash_pod("db-0", owner=("StatefulSet", "db"), oom=True)]
     db = {"kind": "StatefulSet", "name": "db"}
-    _, verdict = decide(pods, [releases(), releases(["db-0"], item=db)], [config(), config(item=db)])
+    _candidates, verdict = decide(pods, [releases(), releases(["db-0"], item=db)], [config(), config(item=db)])
     assert verdict["rollback"] == [SHOP] and [r["name"] for r in verdict["report"]] == ["db"]
 
 
