@@ -28,6 +28,8 @@ description:
     report - OOMKilled pods (memory exhaustion), a missing Secret or ConfigMap key, crashing
     pods of an older release, no earlier release, or an unhealthy one - and applies the
     C(max_workloads) guardrail.
+  - V(memory_exhaustion) lists the workloads whose containers were OOMKilled (and which
+    containers), and allows a raise only with O(allow_raise) and within C(max_workloads).
   - V(node_failure) picks the nodes to take out (the NotReady ones, or O(nodes)), applies the
     C(max_nodes) guardrail, and names the pods a drain would refuse to move (an emptyDir volume
     without O(delete_emptydir_data), a pod no controller manages without O(force)) before any
@@ -46,6 +48,7 @@ options:
       - For V(api_gateway_down_bounce) - the same registered result (the state before acting).
       - For V(crashloop_candidates) - the registered result of C(k8s_triage_info).
       - For V(crashloop) - the output of V(crashloop_candidates).
+      - For V(memory_exhaustion) - the registered result of C(k8s_triage_info).
       - For V(node_failure) - the registered result of C(k8s_triage_info all_namespaces=true) before acting.
       - For V(node_failure_verify) - the same, after the drain.
     type: raw
@@ -54,8 +57,8 @@ options:
     description: Which decision to take.
     type: str
     required: true
-    choices: [api_gateway_down, api_gateway_down_bounce, crashloop_candidates, crashloop, node_failure,
-              node_failure_verify]
+    choices: [api_gateway_down, api_gateway_down_bounce, crashloop_candidates, crashloop, memory_exhaustion,
+              node_failure, node_failure_verify]
   triage:
     description:
       - For V(api_gateway_down) - the registered result of C(k8s_triage_info) on the gateway's pods.
@@ -77,8 +80,12 @@ options:
     description: For V(crashloop) - the loop results of C(k8s_config_check) over the candidates.
     type: list
     elements: dict
+  allow_raise:
+    description: For V(memory_exhaustion) - whether raising limits is allowed at all.
+    type: bool
+    default: false
   max_workloads:
-    description: For V(crashloop) - guardrail, never roll back more workloads than this in one run.
+    description: For V(crashloop) and V(memory_exhaustion) - guardrail, never change more workloads than this in one run.
     type: int
     default: 3
   nodes:
@@ -178,8 +185,16 @@ _value:
       type: list
       elements: dict
     guardrail:
-      description: For V(crashloop) and V(node_failure) - the guardrail message when one tripped (the role fails with it), else null.
+      description: For V(crashloop), V(memory_exhaustion) and V(node_failure) - the guardrail message when one tripped (the role fails with it), else null.
       type: str
+    targets:
+      description: For V(memory_exhaustion) - the workloads to resize (kind, name, containers).
+      type: list
+      elements: dict
+    oom_pods:
+      description: For V(memory_exhaustion) - the OOMKilled pods.
+      type: list
+      elements: str
     nodes:
       description: For V(node_failure) - the nodes to take out.
       type: list
@@ -463,7 +478,45 @@ def node_failure_verify(after: dict[str, t.Any], targets: list[str] | None = Non
             "reason": "the evicted pods run elsewhere" if done else "; ".join(parts)}
 
 
+def memory_exhaustion(triage: dict[str, t.Any], allow_raise: bool = False, max_workloads: int = 3) -> dict[str, t.Any]:
+    """The workloads whose containers were OOMKilled (and which containers), and whether to raise."""
+    oom = [p for p in (triage or {}).get("unhealthy_pods") or [] if p.get("oom_killed")]
+    targets: list[dict[str, t.Any]] = []
+    unowned = []
+    for pod in oom:
+        owner = pod.get("owner") or {}
+        if owner.get("kind") not in WORKLOAD_KINDS:
+            unowned.append(pod.get("name"))
+            continue
+        entry = next((x for x in targets if (x["kind"], x["name"]) == (owner["kind"], owner["name"])), None)
+        if entry is None:
+            entry = {"kind": owner["kind"], "name": owner["name"], "containers": []}
+            targets.append(entry)
+        for container in pod.get("containers") or []:
+            if ((container.get("last_termination") or {}).get("reason") == "OOMKilled"
+                    and container.get("name") not in entry["containers"]):
+                entry["containers"].append(container.get("name"))
+    verdict = {"act": False, "stop": False, "targets": targets, "oom_pods": [p.get("name") for p in oom],
+               "unowned": unowned, "guardrail": None}
+    if not oom:
+        return {**verdict, "reason": "healthy: no OOMKilled pod; nothing to do"}
+    if not targets:
+        return {**verdict, "reason": f"OOMKilled pods without a workload to resize ({', '.join(unowned)}): reporting only"}
+    names = ", ".join(x["name"] for x in targets)
+    if not allow_raise:
+        return {**verdict, "reason": f"OOMKilled: {names}; raising limits is not allowed "
+                                     "(memory_exhaustion_allow_limit_raise=false): reporting only"}
+    if len(targets) > int(max_workloads):
+        return {**verdict, "stop": True, "reason": "too many workloads to change at once",
+                "guardrail": (f"guardrail 'memory_exhaustion_max_workloads' tripped: {len(targets)} workloads were "
+                              f"OOMKilled, more than {max_workloads}; nothing was changed. Node-level memory pressure "
+                              "is more likely than one undersized workload. To override: "
+                              f"-e memory_exhaustion_max_workloads={len(targets)}.")}
+    return {**verdict, "act": True, "reason": f"raise the memory limit of the OOMKilled containers of {names}"}
+
+
 DECISIONS: dict[str, t.Callable[..., t.Any]] = {
+    "memory_exhaustion": memory_exhaustion,
     "node_failure": node_failure,
     "node_failure_verify": node_failure_verify,
     "api_gateway_down": api_gateway_down,

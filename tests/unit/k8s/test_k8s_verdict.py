@@ -11,6 +11,7 @@ from ansible_collections.sre.runbooks.plugins.filter.k8s_verdict import (
     api_gateway_down_bounce,
     crashloop,
     crashloop_candidates,
+    memory_exhaustion,
     node_failure,
     node_failure_verify,
 )
@@ -322,3 +323,40 @@ def test_verify_waits_for_pods_still_running_and_workloads_not_whole():
     verdict = node_failure_verify(after, ["n2"], before)
     assert verdict["done"] is False and verdict["remaining"] == ["web/web-1 on n2"]
     assert verdict["degraded"] == ["Deployment/web/web"]
+
+
+# ---------------------------------------------------------------- memory_exhaustion
+
+def oom_pod(name, owner=("Deployment", "api"), containers=("app",)):
+    return {"name": name, "oom_killed": True, "owner": {"kind": owner[0], "name": owner[1]} if owner else None,
+            "containers": [{"name": c, "last_termination": {"reason": "OOMKilled"}} for c in containers]
+            + [{"name": "sidecar", "last_termination": {"reason": "Error"}}]}
+
+
+def test_memory_no_oomkill_is_healthy():
+    verdict = memory_exhaustion({"unhealthy_pods": [crash_pod("x")]}, allow_raise=True)
+    assert verdict["act"] is False and verdict["targets"] == [] and "healthy" in verdict["reason"]
+
+
+def test_memory_targets_name_only_the_oomkilled_containers():
+    verdict = memory_exhaustion({"unhealthy_pods": [oom_pod("api-1"), oom_pod("api-2", containers=("app", "cache"))]},
+                                allow_raise=True)
+    assert verdict["act"] is True
+    assert verdict["targets"] == [{"kind": "Deployment", "name": "api", "containers": ["app", "cache"]}]
+    assert verdict["oom_pods"] == ["api-1", "api-2"]
+
+
+def test_memory_raise_not_allowed_reports():
+    verdict = memory_exhaustion({"unhealthy_pods": [oom_pod("api-1")]})
+    assert verdict["act"] is False and verdict["stop"] is False and "not allowed" in verdict["reason"]
+
+
+def test_memory_bare_pods_are_only_reported():
+    verdict = memory_exhaustion({"unhealthy_pods": [oom_pod("bare", owner=None)]}, allow_raise=True)
+    assert verdict["act"] is False and verdict["unowned"] == ["bare"]
+
+
+def test_memory_guardrail():
+    pods = [oom_pod(f"w{i}-1", owner=("Deployment", f"w{i}")) for i in range(4)]
+    verdict = memory_exhaustion({"unhealthy_pods": pods}, allow_raise=True, max_workloads=3)
+    assert verdict["act"] is False and verdict["stop"] is True and "memory_exhaustion_max_workloads=4" in verdict["guardrail"]
