@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import re
 import typing as t
 import urllib.parse
 
@@ -133,6 +134,27 @@ class K8s:
         return self.request("PATCH", path, body=body, content_type=content_type)
 
 
+_WORD = re.compile(r"\S+")
+
+
+def mask_log(text: t.Any) -> t.Any:
+    """mask_text, then once more per word: `key: KEY=value` hides the inner assignment from a
+    single pass (the outer, harmless key swallows it), and logs are full of such lines."""
+    text = mask_text(text)
+    if not isinstance(text, str) or not text:
+        return text
+    return _WORD.sub(lambda m: mask_text(m.group(0)), text)
+
+
+def mask_strings(data: t.Any) -> t.Any:
+    """mask_log on every string of a JSON-like structure (annotations can hold whole log lines)."""
+    if isinstance(data, dict):
+        return {key: mask_strings(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [mask_strings(item) for item in data]
+    return mask_log(data) if isinstance(data, str) else data
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -246,7 +268,7 @@ def container_problem(status: dict[str, t.Any]) -> dict[str, t.Any]:
         "state": current_state,
         "reason": reason,
         # A termination message can be the log tail (FallbackToLogsOnError): mask it like a log.
-        "message": mask_text(message[:300]) if message else message,
+        "message": mask_log(message[:300]) if message else message,
         "restart_count": status.get("restartCount", 0),
         "image": status.get("image"),
         "last_termination": None,
@@ -450,7 +472,7 @@ def masked_template_pair(before: dict[str, t.Any], after: dict[str, t.Any]) -> t
                 for field in ("command", "args"):
                     if isinstance(container.get(field), list):
                         container[field] = mask_argv([str(a) for a in container[field]])
-        return mask_mapping(template)
+        return mask_strings(mask_mapping(template))
 
     before_env, after_env = env_values(before), env_values(after)
     return masked(before, after_env), masked(after, before_env)
@@ -659,7 +681,7 @@ def event_summary(event: dict[str, t.Any], now: datetime.datetime) -> dict[str, 
         "namespace": (event.get("metadata") or {}).get("namespace"),
         "type": event.get("type"),
         "reason": event.get("reason"),
-        "message": mask_text((event.get("message") or "")[:300]),
+        "message": mask_log((event.get("message") or "")[:300]),
         "object": f"{involved.get('kind')}/{involved.get('name')}",
         "count": event.get("count") or 1,
         "last_seen": last,

@@ -218,12 +218,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_now
-from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_text
 from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     K8sError,
     connect,
     event_summary,
     k8s_argument_spec,
+    mask_log,
     pod_problem,
     q,
     workload_health,
@@ -351,7 +351,7 @@ def main():
             return None
         try:
             # A crashing app often logs its config on the way down: mask before it leaves the module.
-            return mask_text(api.request(
+            return mask_log(api.request(
                 "GET", f"/api/v1/namespaces/{q(problem['namespace'])}/pods/{q(problem['name'])}/log",
                 {"container": container, "previous": "true", "tailLines": params["log_lines"]}, raw=True))
         except K8sError as exc:

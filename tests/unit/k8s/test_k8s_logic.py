@@ -200,7 +200,8 @@ def test_masked_template_pair_never_shows_env_values_or_secret_args():
     from ansible_collections.sre.runbooks.plugins.module_utils._k8s import masked_template_pair
 
     def template(image, env_value, dsn_user="app"):
-        return {"metadata": {"annotations": {"note": f"postgresql://{dsn_user}:{CANARY}@db/x"}},
+        return {"metadata": {"annotations": {"note": f"postgresql://{dsn_user}:{CANARY}@db/x",
+                                             "log": f"config: API_TOKEN={CANARY} mode=prod"}},
                 "spec": {"containers": [{"name": "app", "image": image,
                                          "args": ["--db-password", CANARY, f"--api-token={CANARY}", "--port=80"],
                                          "env": [{"name": "MODE", "value": env_value},
@@ -220,7 +221,7 @@ def test_masked_template_pair_never_shows_env_values_or_secret_args():
 def test_container_and_event_messages_are_masked():
     from ansible_collections.sre.runbooks.plugins.module_utils._k8s import container_problem, event_summary
 
-    status = {"name": "app", "state": {"terminated": {"reason": "Error", "message": f"fatal error, DB_PASSWORD={CANARY}"}}}
+    status = {"name": "app", "state": {"terminated": {"reason": "Error", "message": f"fatal: DB_PASSWORD={CANARY}"}}}
     assert CANARY not in str(container_problem(status))
     event = {"metadata": {"namespace": "ns"}, "message": f"probe failed: Authorization: Bearer {CANARY}"}
     assert CANARY not in str(event_summary(event, NOW))
@@ -260,3 +261,11 @@ def test_release_pods_groups_restarts_with_their_release_and_judges_the_previous
     assert pod_revision_name("DaemonSet", "agent", ds_pod) == "agent-7c9b"
     assert release_pods("Deployment", {**workload, "spec": {"template": tpl("app:1")},
                                        "metadata": {"name": "shop"}}, history[:1], pods, NOW)["previous"] is None
+
+
+def test_mask_log_masks_assignments_nested_behind_a_harmless_key():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import mask_log
+
+    text = f"config: STRIPE_API_KEY={CANARY} mode=live\nurl postgresql://u:{CANARY}@db/x\nAuthorization: Bearer {CANARY}"
+    masked = mask_log(text)
+    assert CANARY not in masked and "mode=live" in masked and masked.count("\n") == 2
