@@ -10,7 +10,8 @@ runtime. This process plays every node's kubelet against the real apiserver:
   not Ready; writes kubelet-like core/v1 Warning events for faults;
 * keeps containers whose env refers to a missing Secret/ConfigMap or key in
   CreateContainerConfigError until it appears (it watches their key names, never values);
-* completes graceful deletion (what a kubelet does when the containers have stopped);
+* completes graceful deletion (what a kubelet does when the containers have stopped), except
+  on a NotReady node: there a pod marked for deletion stays Terminating, as with a dead kubelet;
 * marks a node NotReady (and taints it not-ready:NoSchedule, as the node lifecycle controller
   would) while the node carries the annotation sim.sre-runbooks.io/ready=false;
 * serves /containerLogs/NS/POD/CONTAINER[?previous=true&tailLines=N] so `kubectl logs
@@ -372,6 +373,10 @@ class Simulator:
         if node not in self.node_names:
             return
         if meta.get("deletionTimestamp"):
+            # A dead kubelet confirms nothing: the pod stays Terminating until the node comes back
+            # (handle_node requeues its pods) or someone force-deletes it, as on a real cluster.
+            if not self.node_ready(self.nodes.get(node)):
+                return
             # The containers are "stopped" at once; finish the graceful deletion as a kubelet does.
             if not meta.get("finalizers"):
                 self.core.delete_namespaced_pod(

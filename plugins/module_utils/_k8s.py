@@ -15,11 +15,15 @@ import base64
 import copy
 import datetime
 import hashlib
+import hmac
 import json
+import re
 import typing as t
 import urllib.parse
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import MASK, mask_argv, mask_mapping, mask_text
 
 try:
     from kubernetes import client as k8s_client
@@ -128,6 +132,27 @@ class K8s:
         content_type = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                         "strategic": "application/strategic-merge-patch+json"}[patch_type]
         return self.request("PATCH", path, body=body, content_type=content_type)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def mask_log(text: t.Any) -> t.Any:
+    """mask_text, then once more per word: `key: KEY=value` hides the inner assignment from a
+    single pass (the outer, harmless key swallows it), and logs are full of such lines."""
+    text = mask_text(text)
+    if not isinstance(text, str) or not text:
+        return text
+    return _WORD.sub(lambda m: mask_text(m.group(0)), text)
+
+
+def mask_strings(data: t.Any) -> t.Any:
+    """mask_log on every string of a JSON-like structure (annotations can hold whole log lines)."""
+    if isinstance(data, dict):
+        return {key: mask_strings(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [mask_strings(item) for item in data]
+    return mask_log(data) if isinstance(data, str) else data
 
 
 def first_line(exc: BaseException) -> str:
@@ -242,7 +267,8 @@ def container_problem(status: dict[str, t.Any]) -> dict[str, t.Any]:
         "ready": bool(status.get("ready")),
         "state": current_state,
         "reason": reason,
-        "message": message[:300] if message else message,
+        # A termination message can be the log tail (FallbackToLogsOnError): mask it like a log.
+        "message": mask_log(message[:300]) if message else message,
         "restart_count": status.get("restartCount", 0),
         "image": status.get("image"),
         "last_termination": None,
@@ -422,8 +448,65 @@ def normalized_template(template: dict[str, t.Any]) -> dict[str, t.Any]:
     return template
 
 
+def masked_template_pair(before: dict[str, t.Any], after: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """Two pod templates as a diff may show them: no env ``value`` at all (a changed one says
+    so), args and commands masked like a command line, everything else through mask_mapping."""
+
+    def env_values(template: dict[str, t.Any]) -> dict[tuple[str, str], t.Any]:
+        found = {}
+        for group in ("initContainers", "containers"):
+            for container in (template.get("spec") or {}).get(group) or []:
+                for env in container.get("env") or []:
+                    if "value" in env:
+                        found[(container.get("name"), env.get("name"))] = env.get("value")
+        return found
+
+    def masked(template: dict[str, t.Any], other: dict[tuple[str, str], t.Any]) -> dict[str, t.Any]:
+        template = copy.deepcopy(template)
+        for group in ("initContainers", "containers"):
+            for container in (template.get("spec") or {}).get(group) or []:
+                for env in container.get("env") or []:
+                    if "value" in env:
+                        key = (container.get("name"), env.get("name"))
+                        env["value"] = MASK if key in other and other[key] == env["value"] else f"{MASK} (differs)"
+                for field in ("command", "args"):
+                    if isinstance(container.get(field), list):
+                        container[field] = mask_argv([str(a) for a in container[field]])
+        return mask_strings(mask_mapping(template))
+
+    before_env, after_env = env_values(before), env_values(after)
+    return masked(before, after_env), masked(after, before_env)
+
+
 def template_hash(template: dict[str, t.Any]) -> str:
     encoded = json.dumps(normalized_template(template), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()[:16]
+
+
+# Pod template annotations that mark a restart or a runbook's own bookkeeping, not a different
+# release: a `rollout restart` of a broken release is still the broken release.
+RESTART_ANNOTATIONS = (RESTARTED_AT,)
+OWN_ANNOTATION_PREFIX = "sre.runbooks/"
+
+
+def release_template(template: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A pod template as a release: normalized, without restart stamps and sre.runbooks markers."""
+    template = normalized_template(template)
+    meta = template.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    for key in list(annotations):
+        if key in RESTART_ANNOTATIONS or key.startswith(OWN_ANNOTATION_PREFIX):
+            del annotations[key]
+    if not annotations:
+        meta.pop("annotations", None)
+    if not meta:
+        template.pop("metadata", None)
+    return template
+
+
+def release_hash(template: dict[str, t.Any]) -> str:
+    """Equal for two templates that differ only by a restart (or by this collection's markers)."""
+    encoded = json.dumps(release_template(template), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()[:16]
 
 
@@ -474,6 +557,52 @@ def current_revision(kind: str, workload: dict[str, t.Any], history: list[dict[s
             if r["name"] == name:
                 return r["revision"]
     return None
+
+
+CRASH_REASONS = ("CrashLoopBackOff", "Error", "OOMKilled", "CreateContainerConfigError", "RunContainerError",
+                 "CreateContainerError", "ContainerCannotRun")
+
+
+def pod_revision_name(kind: str, workload_name: str, pod: dict[str, t.Any]) -> str | None:
+    """The ReplicaSet or ControllerRevision a pod was made from (its name), from the pod's labels."""
+    labels = pod["metadata"].get("labels") or {}
+    if kind == "Deployment":
+        value = labels.get("pod-template-hash")
+        return f"{workload_name}-{value}" if value else None
+    value = labels.get("controller-revision-hash")
+    if not value:
+        return None
+    # A StatefulSet's pods carry the ControllerRevision's name, a DaemonSet's only its hash.
+    return value if value.startswith(workload_name + "-") else f"{workload_name}-{value}"
+
+
+def release_pods(kind: str, workload: dict[str, t.Any], history: list[dict[str, t.Any]],
+                 pods: list[dict[str, t.Any]], now: datetime.datetime) -> dict[str, t.Any]:
+    """The live release and the one before it (the undo target), with the health of their pods.
+
+    A release is every revision with the same template up to restart stamps, so the pods of a
+    `rollout restart` of a bad release count as that release's pods."""
+    name = workload["metadata"]["name"]
+    live_revision = current_revision(kind, workload, history)
+    live_release = release_hash(template_of(workload))
+    previous = [r for r in history if (live_revision is None or r["revision"] < live_revision)
+                and release_hash(r["template"]) != live_release]
+    previous_release = release_hash(previous[-1]["template"]) if previous else None
+
+    def summary(release: str, revision: int | None) -> dict[str, t.Any]:
+        names = {r["name"] for r in history if release_hash(r["template"]) == release}
+        mine = [pod for pod in pods if pod_revision_name(kind, name, pod) in names
+                and not pod["metadata"].get("deletionTimestamp")]
+        problems = [pod_problem(pod, now, set()) for pod in mine]
+        unhealthy = [p for p in problems if p and not p["ready"]]
+        return {"revision": revision, "revisions": sorted(names), "pods": len(mine),
+                "ready": len(mine) - len(unhealthy),
+                "crashing": sorted(p["name"] for p in unhealthy if p["reason"] in CRASH_REASONS),
+                "oom_killed": sorted(p["name"] for p in unhealthy if p["oom_killed"]),
+                "unhealthy": sorted(p["name"] for p in unhealthy)}
+
+    return {"live": summary(live_release, live_revision),
+            "previous": summary(previous_release, previous[-1]["revision"]) if previous else None}
 
 
 # --------------------------------------------------------------------------- config references
@@ -530,15 +659,17 @@ def config_references(template: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     return refs
 
 
-def secret_fingerprint(encoded: str | None, with_hash: bool) -> dict[str, t.Any]:
-    """Proof that a secret value is set, without the value: its length and a short hash prefix."""
+def secret_fingerprint(encoded: str | None, hmac_key: bytes | None = None) -> dict[str, t.Any]:
+    """Proof that a secret value is set, without the value: its length, and with ``hmac_key`` an
+    HMAC-SHA256 of it. Never an unkeyed hash: a plain SHA-256 (even a prefix) lets anyone who reads
+    the result confirm a guessed password offline."""
     try:
         value = base64.b64decode(encoded or "", validate=False)
     except (ValueError, TypeError):
         value = b""
     result: dict[str, t.Any] = {"length": len(value), "empty": len(value) == 0}
-    if with_hash and value:
-        result["sha256_prefix"] = hashlib.sha256(value).hexdigest()[:8]
+    if hmac_key and value:
+        result["hmac_sha256"] = hmac.new(hmac_key, value, hashlib.sha256).hexdigest()
     return result
 
 
@@ -550,7 +681,7 @@ def event_summary(event: dict[str, t.Any], now: datetime.datetime) -> dict[str, 
         "namespace": (event.get("metadata") or {}).get("namespace"),
         "type": event.get("type"),
         "reason": event.get("reason"),
-        "message": (event.get("message") or "")[:300],
+        "message": mask_log((event.get("message") or "")[:300]),
         "object": f"{involved.get('kind')}/{involved.get('name')}",
         "count": event.get("count") or 1,
         "last_seen": last,

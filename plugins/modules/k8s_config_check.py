@@ -14,8 +14,10 @@ description:
     volumes - and checks that each referenced Secret or ConfigMap, and each referenced key,
     exists in the namespace.
   - Proves a secret is set without showing it - for each referenced secret key it returns the
-    value's length and, unless O(hash_secrets=false), the first 8 hex digits of its SHA-256.
-    No secret value, encoded or not, is ever returned or logged. This replaces the runbook step
+    value's length and, with O(hash_secrets=true), a keyed hash (HMAC-SHA256) of it. The key is
+    O(hash_key), or a random key made for this run only, so the hash compares values within one
+    run (or across runs that share O(hash_key)) but cannot confirm a guessed value offline.
+    No secret value, encoded or not, and no unkeyed hash of one is ever returned or logged. This replaces the runbook step
     C(kubectl get secret -o yaml | base64 -d).
   - Read-only. One list call for Secrets and one for ConfigMaps, whatever the number of workloads.
 author:
@@ -51,10 +53,17 @@ options:
     default: []
   hash_secrets:
     description:
-      - Return a short SHA-256 prefix of each referenced secret value, so two environments or
-        two points in time can be compared. With V(false) only the length is returned.
+      - Return an HMAC-SHA256 of each referenced secret value, keyed with O(hash_key) or, without
+        it, with a random key made for this run. With V(false) (the default) only the length is returned.
+      - To compare two environments or two points in time, pass the same O(hash_key) to both runs.
     type: bool
-    default: true
+    default: false
+  hash_key:
+    description:
+      - The HMAC key for O(hash_secrets). Keep it secret (a vault variable); whoever holds it can
+        test guesses against the returned hashes.
+      - Implies O(hash_secrets=true).
+    type: str
   fail_on_missing:
     description: Fail when a required (non-optional) reference is missing, listing every one.
     type: bool
@@ -109,7 +118,11 @@ references:
     key_exists: {description: Whether the key exists (null when no key is referenced)., type: bool}
     length: {description: Length in bytes of the referenced value (secrets and config maps)., type: int}
     empty: {description: Whether the referenced value is empty., type: bool}
-    sha256_prefix: {description: First 8 hex digits of the secret value's SHA-256 (never the value)., type: str}
+    hmac_sha256:
+      description: >-
+        With O(hash_secrets), HMAC-SHA256 of the secret value keyed with O(hash_key) or a per-run
+        random key (never the value, never an unkeyed hash).
+      type: str
     keys: {description: "For whole-object references, the key names present (never values).", type: list, elements: str}
     description: {description: "The reference in one line, for messages.", type: str}
 missing:
@@ -120,6 +133,7 @@ missing:
 """
 
 import base64
+import secrets
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -134,7 +148,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
 )
 
 
-def resolve(ref, objects, hash_secrets):
+def resolve(ref, objects, hmac_key):
     """Fill exists/key_exists/length for one reference; never copies a value into the result."""
     obj = objects.get((ref["kind"], ref["name"]))
     ref["exists"] = obj is not None
@@ -148,7 +162,7 @@ def resolve(ref, objects, hash_secrets):
             return
         ref["key_exists"] = ref["key"] in data
         if ref["key_exists"]:
-            ref.update(secret_fingerprint(data[ref["key"]], hash_secrets))
+            ref.update(secret_fingerprint(data[ref["key"]], hmac_key))
     else:
         data = obj.get("data") or {}
         binary = obj.get("binaryData") or {}
@@ -185,7 +199,8 @@ def main():
         kind=dict(type="str", choices=list(WORKLOAD_KINDS)),
         name=dict(type="str"),
         label_selectors=dict(type="list", elements="str", default=[]),
-        hash_secrets=dict(type="bool", default=True),
+        hash_secrets=dict(type="bool", default=False),
+        hash_key=dict(type="str", no_log=True),
         fail_on_missing=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -223,8 +238,13 @@ def main():
         hint = "; listing Secrets needs the 'list secrets' permission in the namespace" if exc.status == 403 else ""
         module.fail_json(msg=f"cannot check the configuration in namespace {namespace}: {exc}{hint}")
 
+    hmac_key = None
+    if p["hash_key"]:
+        hmac_key = p["hash_key"].encode()
+    elif p["hash_secrets"]:
+        hmac_key = secrets.token_bytes(32)  # this run only: compares values within the result, nothing else
     for ref in references:
-        resolve(ref, objects, p["hash_secrets"])
+        resolve(ref, objects, hmac_key)
         ref["description"] = describe(ref)
     objects.clear()  # secret payloads go out of scope here; nothing below may read them
     missing = [r for r in references if not r["optional"] and (not r["exists"] or r["key_exists"] is False)]

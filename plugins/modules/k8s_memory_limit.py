@@ -58,6 +58,18 @@ options:
     description: The guardrail - the largest O(factor) allowed.
     type: float
     default: 2.0
+  incident_started_at:
+    description:
+      - When the current incident started (ISO 8601). The recorded baseline belongs to the
+        incident that raised the limit; a baseline recorded before this moment belongs to an
+        earlier incident, so this run starts from the current limit (and records a new baseline).
+      - Without it (and without O(incident_id)) any recorded baseline is used, whatever its age.
+    type: str
+  incident_id:
+    description:
+      - An identifier of the current incident (a ticket number). A baseline recorded under a
+        different identifier belongs to another incident; this run starts from the current limit.
+    type: str
   raise_requests:
     description:
       - Also raise each memory request so its ratio to the limit stays the same. By default
@@ -91,10 +103,15 @@ containers:
   elements: dict
   contains:
     name: {description: Container name., type: str}
-    baseline: {description: The limit before the first raise., type: str}
+    baseline: {description: The limit before the first raise in this incident., type: str}
     before: {description: The limit before this run., type: str}
     after: {description: The limit after this run (or that would be set in check mode)., type: str}
     skipped: {description: Why the container was left alone (no memory limit)., type: str}
+baseline_source:
+  description: Where the baseline came from - recorded in this incident, or the current limit (a new incident).
+  returned: always
+  type: str
+  sample: "recorded at 2026-01-01T10:00:00Z, before this incident: the current limit"
 actions:
   description: What was done, for the incident timeline.
   returned: always
@@ -114,17 +131,42 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.runbooks.plugins.module_utils._common import GuardrailTripped, action_record
+from ansible_collections.sre.runbooks.plugins.module_utils._common import GuardrailTripped, action_record, utc_iso
 from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     K8sError,
     connect,
     k8s_argument_spec,
     memory_quantity,
     parse_quantity,
+    parse_time,
     workload_path,
 )
 
 BASELINE = "sre.runbooks/memory-baseline"
+
+
+def baselines_for_incident(recorded, incident_started_at, incident_id):
+    """The per-container baselines that belong to this incident, and where they came from.
+
+    The annotation is {"containers": {name: limit}, "incident_id": ..., "raised_at": ...}; the
+    format before 0.2 was the bare {name: limit} (no incident: only usable without incident options).
+    """
+    if not isinstance(recorded, dict) or not recorded:
+        return {}, "none recorded: the current limit"
+    legacy = "containers" not in recorded
+    containers = recorded if legacy else (recorded.get("containers") or {})
+    if not (incident_started_at or incident_id):
+        return dict(containers), "recorded (no incident given)"
+    if legacy:
+        return {}, "recorded without an incident: the current limit"
+    if incident_id and recorded.get("incident_id") != incident_id:
+        return {}, f"recorded for incident {recorded.get('incident_id')!r}, not {incident_id!r}: the current limit"
+    if incident_started_at:
+        started = parse_time(incident_started_at)
+        raised = parse_time(recorded.get("raised_at")) if recorded.get("raised_at") else None
+        if raised is None or raised < started.replace(microsecond=0):
+            return {}, f"recorded at {recorded.get('raised_at')}, before this incident: the current limit"
+    return dict(containers), "recorded in this incident"
 
 
 def main():
@@ -137,6 +179,8 @@ def main():
         factor=dict(type="float", default=1.5),
         max_factor=dict(type="float", default=2.0),
         raise_requests=dict(type="bool", default=False),
+        incident_started_at=dict(type="str"),
+        incident_id=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
@@ -162,9 +206,13 @@ def main():
         module.fail_json(msg=f"{target} not found; check kind, name and namespace")
     meta = workload["metadata"]
     try:
-        baselines = json.loads((meta.get("annotations") or {}).get(BASELINE) or "{}")
+        recorded = json.loads((meta.get("annotations") or {}).get(BASELINE) or "{}")
     except ValueError:
-        baselines = {}
+        recorded = {}
+    try:
+        baselines, baseline_note = baselines_for_incident(recorded, p["incident_started_at"], p["incident_id"])
+    except ValueError as exc:
+        module.fail_json(msg=f"incident_started_at: {exc}", target=target)
     containers = workload["spec"]["template"]["spec"]["containers"]
     names = [c["name"] for c in containers]
     unknown = [n for n in p["containers"] if n not in names]
@@ -197,7 +245,7 @@ def main():
         report.append(entry)
 
     changed = bool(patch_ops)
-    result = {"changed": changed, "containers": report, "actions": []}
+    result = {"changed": changed, "containers": report, "actions": [], "baseline_source": baseline_note}
     if module._diff:
         result["diff"] = {"before": {e["name"]: e.get("before") for e in report},
                           "after": {e["name"]: e.get("after") for e in report}}
@@ -212,7 +260,8 @@ def main():
         result["actions"].append(action_record("raise memory limit", target, "check mode", detail=summary))
         module.exit_json(**result)
     annotations_path = "/metadata/annotations"
-    value = json.dumps(new_baselines, sort_keys=True)
+    value = json.dumps({"containers": new_baselines, "incident_id": p["incident_id"],
+                        "raised_at": utc_iso()}, sort_keys=True)
     if meta.get("annotations"):
         patch_ops.append({"op": "add", "path": f"{annotations_path}/{BASELINE.replace('/', '~1')}", "value": value})
     else:

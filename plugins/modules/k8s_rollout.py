@@ -69,8 +69,26 @@ options:
   to_revision:
     description:
       - For O(action=undo) - the revision to roll back to, as listed by C(kubectl rollout history).
-        Default is the newest earlier revision whose template differs from the live one.
+        Default is the newest earlier revision whose template differs from the live one; a
+        C(kubectl.kubernetes.io/restartedAt) stamp (a rollout restart) and this collection's own
+        C(sre.runbooks/*) annotations do not make a template different.
     type: int
+  replace_crashing_pods:
+    description:
+      - For O(action=undo) of a StatefulSet - after the rollback, delete the pods of the bad
+        revision that are crash-looping, so the controller recreates them from the restored
+        template. Kubernetes does not replace them by itself (a StatefulSet with ordered pod
+        management waits forever for the broken pod to become Ready).
+      - Only pods that are not Ready, crash (C(CrashLoopBackOff), C(Error), config errors) and
+        belong to a revision other than the restored one are deleted; never a Ready pod.
+    type: bool
+    default: false
+  max_replaced_pods:
+    description:
+      - Guardrail for O(replace_crashing_pods) - never delete more pods than this in one run.
+        When more crash, the rollback stays done, no pod is deleted, and the module fails naming them.
+    type: int
+    default: 1
   wait:
     description:
       - Wait until the rollout is complete (after a restart or undo, or for O(action=status)).
@@ -159,6 +177,24 @@ replicaset:
   returned: when O(kind=Deployment)
   type: str
   sample: api-gateway-5f887798c5
+releases:
+  description:
+    - For O(action=status), the live release and the one an undo would return to, with the health
+      of their pods. A release is every revision with the same pod template up to restart stamps.
+  returned: when O(action=status)
+  type: dict
+  contains:
+    live:
+      description: The live release - revision, revisions (names), pods, ready, crashing, oom_killed, unhealthy (pod names).
+      type: dict
+    previous:
+      description: The previous different release (same fields), or null when there is none.
+      type: dict
+replaced_pods:
+  description: For O(replace_crashing_pods), the crash-looping pods of the bad revision deleted (or, in check mode, that would be).
+  returned: when O(action=undo) and O(kind=StatefulSet)
+  type: list
+  elements: str
 revisions:
   description: The revision history known to the module, oldest first (revision, name).
   returned: when O(action=undo)
@@ -175,7 +211,9 @@ actions:
     target: {description: Kind/namespace/name., type: str}
     result: {description: "V(done), V(check mode) or V(already done).", type: str}
 diff:
-  description: The pod template before and after.
+  description:
+    - The pod template before and after. Env C(value)s are never shown (V(******** (differs)) marks
+      one that changes), nor the values of secret-looking arguments, keys or URL credentials.
   returned: when diff mode is on and something would change
   type: dict
 """
@@ -188,6 +226,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_duration, utc_now
 from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
+    CRASH_REASONS,
     DEPLOYMENT_REVISION,
     RESTARTED_AT,
     ROLLBACK_MARKER,
@@ -195,10 +234,14 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     connect,
     current_revision,
     k8s_argument_spec,
+    masked_template_pair,
     normalized_template,
     parse_time,
     pod_problem,
+    pod_revision_name,
     q,
+    release_hash,
+    release_pods,
     revisions,
     rfc3339,
     selector_string,
@@ -233,6 +276,9 @@ class Rollout:
         self.actions = []
 
     def fail(self, msg, **extra):
+        # Whatever failed, the record of what was already done goes with the failure.
+        extra.setdefault("changed", self.changed)
+        extra.setdefault("actions", self.actions)
         self.module.fail_json(msg=msg, target=self.target, **extra)
 
     def read(self):
@@ -316,6 +362,39 @@ class Rollout:
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: new_template["metadata"]["annotations"][RESTARTED_AT]}}}}}
         return (patch, "merge", template, new_template), "restarted"
 
+    # ------------------------------------------------------------------ StatefulSet pods after undo
+    def replace_crashing_pods(self, workload, target, cap):
+        """Delete the crash-looping pods of any revision but the restored one (never a Ready pod)."""
+        now = utc_now()
+        stuck = []
+        for pod in self.pods(workload):
+            if pod_revision_name(self.kind, self.name, pod) == target["name"]:
+                continue
+            problem = pod_problem(pod, now, set())
+            if problem and not problem["ready"] and problem["reason"] in CRASH_REASONS:
+                stuck.append(problem)
+        names = sorted(p["name"] for p in stuck)
+        if len(names) > cap:
+            self.fail(f"guardrail 'max_replaced_pods' tripped: {len(names)} pods of the bad revision crash "
+                      f"({', '.join(names)}), more than {cap}; the rollback is done but no pod was deleted. "
+                      f"To override: max_replaced_pods={len(names)}, or delete them by hand",
+                      changed=self.changed, actions=self.actions, replaced_pods=[])
+        for problem in stuck:
+            detail = f"{problem['reason']} on a revision other than {target['name']}"
+            if self.module.check_mode:
+                self.actions.append(action_record("delete pod", f"Pod/{self.namespace}/{problem['name']}",
+                                                  "check mode", reason=detail))
+                continue
+            try:
+                self.api.request("DELETE", f"/api/v1/namespaces/{q(self.namespace)}/pods/{q(problem['name'])}")
+            except K8sError as exc:
+                if exc.status != 404:
+                    raise
+            self.changed = True
+            self.actions.append(action_record("delete pod", f"Pod/{self.namespace}/{problem['name']}", "done",
+                                              reason=detail))
+        return names
+
     # ------------------------------------------------------------------ undo
     def undo(self, workload, history):
         p = self.module.params
@@ -342,8 +421,11 @@ class Rollout:
             if already:
                 return None, None, (f"already rolled back from revision {marker.get('from_revision')} "
                                     f"(now revision {current}); not toggling back")
+            # The last DIFFERENT release: a revision made by `rollout restart` of the live release
+            # (same template plus restartedAt) is the same broken release, not a way back.
+            live_release = release_hash(live)
             earlier = [r for r in history if (current is None or r["revision"] < current)
-                       and template_hash(r["template"]) != live_hash]
+                       and release_hash(r["template"]) != live_release]
             if not earlier:
                 self.fail(f"{self.target} has no earlier revision with a different pod template to roll back to "
                           f"(live revision {current}, known: {', '.join(str(r['revision']) for r in history) or 'none'})")
@@ -376,6 +458,8 @@ def main():
         action=dict(type="str", required=True, choices=["restart", "undo", "status"]),
         restarted_after=dict(type="str"),
         to_revision=dict(type="int"),
+        replace_crashing_pods=dict(type="bool", default=False),
+        max_replaced_pods=dict(type="int", default=1),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="float", default=300),
     )
@@ -387,8 +471,23 @@ def main():
         module.fail_json(msg="to_revision only applies to action=undo")
     if p["restarted_after"] and p["action"] != "restart":
         module.fail_json(msg="restarted_after only applies to action=restart")
+    if p["replace_crashing_pods"] and (p["action"] != "undo" or p["kind"] != "StatefulSet"):
+        module.fail_json(msg="replace_crashing_pods only applies to action=undo of a StatefulSet")
+    if p["max_replaced_pods"] < 0:
+        module.fail_json(msg="max_replaced_pods must not be negative")
     api = connect(module)
     rollout = Rollout(module, api)
+    try:
+        run(module, api, rollout)
+    except K8sError as exc:
+        # An API error after an action must not lose the record of what was already done.
+        module.fail_json(msg=f"{rollout.target}: {exc}"
+                             f"{'; already done: ' + ', '.join(a['action'] for a in rollout.actions) if rollout.actions else ''}",
+                         changed=rollout.changed, actions=rollout.actions, target=rollout.target)
+
+
+def run(module, api, rollout):
+    p = module.params
     workload = rollout.read()
     result = {"changed": False, "actions": rollout.actions}
     before_revision = rollout.revision_of(workload)
@@ -416,6 +515,8 @@ def main():
         body, patch_type, before, after = change
         result["changed"] = True
         if module._diff:
+            # Never an env value or a secret-looking argument: a diff ends up in CI logs and tickets.
+            before, after = masked_template_pair(before, after)
             result["diff"] = {"before_header": f"{rollout.target} pod template", "before": before,
                               "after_header": f"{rollout.target} pod template", "after": after}
         if module.check_mode:
@@ -439,6 +540,16 @@ def main():
                                                    previous_revision=before_revision))
     elif p["action"] != "status":
         result["actions"].append(action_record(verb, rollout.target, "already done", detail=message))
+    if p["action"] == "undo" and p["kind"] == "StatefulSet":
+        result["replaced_pods"] = []
+        # On a re-run (undo already done) the restored revision is the live one.
+        restored = target or {"name": (workload.get("status") or {}).get("updateRevision")}
+        if p["replace_crashing_pods"] and restored.get("name"):
+            result["replaced_pods"] = rollout.replace_crashing_pods(workload, restored, p["max_replaced_pods"])
+            if result["replaced_pods"]:
+                result["changed"] = True
+                message += f"; {'would replace' if module.check_mode else 'replaced'} the crash-looping pods " \
+                           f"{', '.join(result['replaced_pods'])}"
 
     if p["wait"] and not (module.check_mode and change is not None):
         workload, health = rollout.wait(p["wait_timeout"])
@@ -454,6 +565,8 @@ def main():
         except K8sError:
             result["replicaset"] = None
     if p["action"] == "status":
+        result["releases"] = release_pods(p["kind"], workload, revisions(api, p["kind"], workload),
+                                          rollout.pods(workload), utc_now())
         message = (f"rollout of {rollout.target} is {'complete' if health['complete'] else 'in progress'}: "
                    f"{health['updated']}/{health['desired']} updated, {health['available']}/{health['desired']} available")
         if health["stuck_reason"]:

@@ -149,7 +149,11 @@ unhealthy_pods:
       elements: dict
     memory: {description: Memory limit and request per container., type: dict}
     scheduler_message: {description: Why the scheduler could not place a Pending pod., type: str}
-    previous_log: {description: Tail of the previous container's log (only for the worst O(previous_logs) pods)., type: str}
+    previous_log:
+      description:
+        - Tail of the previous container's log (only for the worst O(previous_logs) pods), with
+          the values of secret-looking keys, URL credentials and bearer tokens masked.
+      type: str
 workloads:
   description: Workloads below their desired state.
   returned: always
@@ -174,6 +178,13 @@ nodes:
     unschedulable: {description: Cordoned., type: bool}
     problems: {description: "Conditions in a bad state, for example V(Ready=False: KubeletNotReady).", type: list, elements: str}
     pods: {description: Pods bound to the node (of those examined)., type: int}
+    pod_list:
+      description:
+        - The pods bound to the node (of those examined), for drain and verify decisions - namespace,
+          name, owner_kind, phase, terminating (marked for deletion), local_storage (an emptyDir
+          volume), mirror (a static pod).
+      type: list
+      elements: dict
 services_without_endpoints:
   description: Services that select pods but have no ready endpoint address.
   returned: when O(include_services=true)
@@ -212,6 +223,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     connect,
     event_summary,
     k8s_argument_spec,
+    mask_log,
     pod_problem,
     q,
     workload_health,
@@ -224,6 +236,17 @@ def scoped(namespace, resource, group="/api/v1"):
     if namespace:
         return f"{group}/namespaces/{q(namespace)}/{resource}"
     return f"{group}/{resource}"
+
+
+def pod_on_node(pod):
+    """What a drain and its verify need to know about one pod on a node."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    owner = next((ref.get("kind") for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+    return {"namespace": meta.get("namespace"), "name": meta.get("name"), "owner_kind": owner,
+            "phase": (pod.get("status") or {}).get("phase"),
+            "terminating": bool(meta.get("deletionTimestamp")),
+            "local_storage": any("emptyDir" in (v or {}) for v in spec.get("volumes") or []),
+            "mirror": "kubernetes.io/config.mirror" in (meta.get("annotations") or {})}
 
 
 def node_report(nodes):
@@ -327,9 +350,10 @@ def main():
         if container is None:
             return None
         try:
-            return api.request("GET", f"/api/v1/namespaces/{q(problem['namespace'])}/pods/{q(problem['name'])}/log",
-                               {"container": container, "previous": "true", "tailLines": params["log_lines"]},
-                               raw=True)
+            # A crashing app often logs its config on the way down: mask before it leaves the module.
+            return mask_log(api.request(
+                "GET", f"/api/v1/namespaces/{q(problem['namespace'])}/pods/{q(problem['name'])}/log",
+                {"container": container, "previous": "true", "tailLines": params["log_lines"]}, raw=True))
         except K8sError as exc:
             return f"(no previous log: {exc})"
 
@@ -356,9 +380,11 @@ def main():
     node_pods = {}
     for pod in lists["pods"]:
         node_name = (pod.get("spec") or {}).get("nodeName")
-        node_pods[node_name] = node_pods.get(node_name, 0) + 1
+        node_pods.setdefault(node_name, []).append(pod)
     for node in nodes:
-        node["pods"] = node_pods.get(node["name"], 0)
+        bound = node_pods.get(node["name"], [])
+        node["pods"] = len(bound)
+        node["pod_list"] = [pod_on_node(pod) for pod in bound]
 
     summary = {
         "namespace": namespace,

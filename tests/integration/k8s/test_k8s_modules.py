@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 
@@ -234,20 +235,30 @@ def test_config_check_reports_missing_keys_without_revealing_secrets(namespace, 
     result = sre_testlib.run_module("k8s_config_check", {**auth, "namespace": namespace, "name": "worker",
                                                          "kind": "Deployment"})
     raw = json.dumps(result)
+    unkeyed = hashlib.sha256(secret_value.encode()).hexdigest()
     assert secret_value not in raw and base64.b64encode(secret_value.encode()).decode() not in raw
+    assert unkeyed[:8] not in raw, "an unkeyed hash lets a reader confirm a guess offline"
     assert result["ok"] is False and result["workloads"] == ["Deployment/worker"]
     by_key = {(r["name"], r["key"]): r for r in result["references"]}
     webhook = by_key[("stripe", "webhook")]
     assert webhook["exists"] and webhook["key_exists"] and webhook["length"] == len(secret_value)
-    assert len(webhook["sha256_prefix"]) == 8
+    assert "hmac_sha256" not in webhook, "by default only the length is returned"
     assert by_key[("cfg", "mode")]["key_exists"] is True
     assert [(m["name"], m["key"]) for m in result["missing"]] == [("stripe", "api_key")]
     assert "exists but has no such key" in result["missing"][0]["description"]
 
     strict = sre_testlib.run_module("k8s_config_check", {**auth, "namespace": namespace, "fail_on_missing": True,
-                                                         "hash_secrets": False})
+                                                         "hash_secrets": True})
     assert strict["failed"] and "stripe key api_key" in strict["msg"]
-    assert secret_value not in json.dumps(strict) and "sha256_prefix" not in json.dumps(strict)
+    hashed = next(r for r in strict["references"] if r["key"] == "webhook")["hmac_sha256"]
+    assert secret_value not in json.dumps(strict) and unkeyed[:8] not in json.dumps(strict)
+    again = sre_testlib.run_module("k8s_config_check", {**auth, "namespace": namespace, "hash_secrets": True})
+    assert next(r for r in again["references"] if r["key"] == "webhook")["hmac_sha256"] != hashed, \
+        "a per-run key: two runs never give the same hash"
+    keyed = [sre_testlib.run_module("k8s_config_check", {**auth, "namespace": namespace, "hash_key": "team-key"})
+             for _run in range(2)]
+    assert len({next(r for r in k["references"] if r["key"] == "webhook")["hmac_sha256"] for k in keyed}) == 1
+    assert "team-key" not in json.dumps(keyed)
 
 
 # ------------------------------------------------------------------------------ k8s_memory_limit

@@ -231,7 +231,7 @@ def test_api_gateway_down_scale_bounce_restores_the_replica_count_and_fails_loud
     assert get("deployment", "api-gateway", namespace)["spec"]["replicas"] == 2
 
 
-def test_crashloop_release_with_a_missing_secret_key_is_found_and_rolled_back(namespace, tmp_path):
+def test_crashloop_release_with_a_missing_secret_key_is_reported_not_rolled_back(namespace, tmp_path):
     # 000 Scenario D as it usually happens: release 2 reads a secret key nobody created.
     kubectl("create", "secret", "generic", "payments", "-n", namespace, "--from-literal=STRIPE_KEY=sk_test_it")
     apply(deployment("payments", namespace, replicas=2,
@@ -254,8 +254,11 @@ def test_crashloop_release_with_a_missing_secret_key_is_found_and_rolled_back(na
     rc, report, err = play("crashloop", inv)
     assert rc == 0, err or json.dumps(report)[-3000:]
     result = role_result(report, "crashloop_result")
-    assert result["outcome"] == "healed" and result["workloads"] == [{"kind": "Deployment", "name": "payments"}]
+    # Issue 9: a missing key is fixed by creating it (or fixing the reference), not hidden by a rollback.
+    assert result["outcome"] == "reported: not rolled back" and result["workloads"] == [], result
+    assert [r["name"] for r in result["reported"]] == ["payments"]
+    assert "no such key" in result["reported"][0]["reason"]
     assert any("STRIPE_WEBHOOK_SECRET" in m and "exists but has no such key" in m for m in result["missing_config"])
     assert "sk_test_it" not in json.dumps(report)
-    assert not config_error()
-    assert template_of("payments", namespace)["spec"]["containers"][0]["image"].endswith(":1")
+    assert not changed_tasks(report) and result["actions"] == []
+    assert template_of("payments", namespace)["spec"]["containers"][0]["image"].endswith(":2")

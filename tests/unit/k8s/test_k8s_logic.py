@@ -130,13 +130,20 @@ def test_config_references_cover_env_envfrom_and_volumes():
                     ("ConfigMap", "pc", None, "volume p", False)}
 
 
-def test_secret_fingerprint_never_contains_the_value():
-    value = "whsec_very_secret"
-    fingerprint = secret_fingerprint(base64.b64encode(value.encode()).decode(), with_hash=True)
-    assert fingerprint["length"] == len(value) and not fingerprint["empty"]
-    assert len(fingerprint["sha256_prefix"]) == 8 and value not in str(fingerprint)
-    assert "sha256_prefix" not in secret_fingerprint(base64.b64encode(b"x").decode(), with_hash=False)
-    assert secret_fingerprint("", with_hash=True) == {"length": 0, "empty": True}
+def test_secret_fingerprint_never_contains_the_value_nor_an_unkeyed_hash():
+    import hashlib
+    import hmac
+
+    value = "sk_live_" + "canary" * 5
+    encoded = base64.b64encode(value.encode()).decode()
+    plain = secret_fingerprint(encoded)
+    assert plain == {"length": len(value), "empty": False}
+    keyed = secret_fingerprint(encoded, b"k1")
+    assert keyed["hmac_sha256"] == hmac.new(b"k1", value.encode(), hashlib.sha256).hexdigest()
+    assert secret_fingerprint(encoded, b"k2")["hmac_sha256"] != keyed["hmac_sha256"]
+    unkeyed = hashlib.sha256(value.encode()).hexdigest()
+    assert value not in str(keyed) and unkeyed[:8] not in str(keyed) and encoded not in str(keyed)
+    assert secret_fingerprint("", b"k1") == {"length": 0, "empty": True}
 
 
 @pytest.mark.parametrize("text, value", [("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1G", 1e9), ("500M", 5e8),
@@ -164,3 +171,101 @@ def test_restarted_after_takes_a_timestamp_or_a_duration():
     assert 899 <= ago.total_seconds() <= 905
     with pytest.raises(ValueError, match="restarted_after"):
         threshold_of("yesterday-ish")
+
+
+def test_release_hash_ignores_restart_stamps_and_own_markers_only():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import release_hash
+
+    base = {"metadata": {"labels": {"app": "a", "pod-template-hash": "abc"}},
+            "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    restarted = {"metadata": {"labels": {"app": "a"},
+                              "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
+                                              "sre.runbooks/rolled-back": "{}"}},
+                 "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    other_annotation = {"metadata": {"labels": {"app": "a"}, "annotations": {"team": "x"}},
+                        "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+    other_image = {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+    assert release_hash(base) == release_hash(restarted)
+    assert template_hash(base) != template_hash(restarted)
+    assert release_hash(base) != release_hash(other_annotation)
+    assert release_hash(base) != release_hash(other_image)
+
+
+CANARY = "canary-Zq9x-" + "7" * 12
+
+
+def test_masked_template_pair_never_shows_env_values_or_secret_args():
+    import json
+
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import masked_template_pair
+
+    def template(image, env_value, dsn_user="app"):
+        return {"metadata": {"annotations": {"note": f"postgresql://{dsn_user}:{CANARY}@db/x",
+                                             "log": f"config: API_TOKEN={CANARY} mode=prod"}},
+                "spec": {"containers": [{"name": "app", "image": image,
+                                         "args": ["--db-password", CANARY, f"--api-token={CANARY}", "--port=80"],
+                                         "env": [{"name": "MODE", "value": env_value},
+                                                 {"name": "PLAIN", "value": CANARY},
+                                                 {"name": "REF", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}
+
+    before, after = masked_template_pair(template("app:1", "live"), template("app:2", "test"))
+    text = json.dumps([before, after])
+    assert CANARY not in text and "live" not in text.replace("livenessProbe", "")
+    assert after["spec"]["containers"][0]["image"] == "app:2"
+    env = {e["name"]: e for e in after["spec"]["containers"][0]["env"]}
+    assert env["MODE"]["value"].endswith("(differs)") and "(differs)" not in env["PLAIN"]["value"]
+    assert env["REF"]["valueFrom"]["secretKeyRef"] == {"name": "s", "key": "k"}
+    assert after["spec"]["containers"][0]["args"][-1] == "--port=80"
+
+
+def test_container_and_event_messages_are_masked():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import container_problem, event_summary
+
+    status = {"name": "app", "state": {"terminated": {"reason": "Error", "message": f"fatal: DB_PASSWORD={CANARY}"}}}
+    assert CANARY not in str(container_problem(status))
+    event = {"metadata": {"namespace": "ns"}, "message": f"probe failed: Authorization: Bearer {CANARY}"}
+    assert CANARY not in str(event_summary(event, NOW))
+
+
+def test_release_pods_groups_restarts_with_their_release_and_judges_the_previous_one():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import pod_revision_name, release_pods
+
+    def tpl(image, restarted=None):
+        meta = {"labels": {"app": "shop"}}
+        if restarted:
+            meta["annotations"] = {"kubectl.kubernetes.io/restartedAt": restarted}
+        return {"metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
+
+    history = [{"revision": 1, "name": "shop-aaa", "template": tpl("app:1")},
+               {"revision": 2, "name": "shop-bbb", "template": tpl("app:2")},
+               {"revision": 3, "name": "shop-ccc", "template": tpl("app:2", "2026-01-01T00:00:00Z")}]
+    workload = {"metadata": {"name": "shop", "annotations": {"deployment.kubernetes.io/revision": "3"}},
+                "spec": {"template": tpl("app:2", "2026-01-01T00:00:00Z")}}
+
+    def rs_pod(name, rs_hash, ready=True, containers=None):
+        p = pod(name, ready=ready, containers=containers, labels={"pod-template-hash": rs_hash})
+        return p
+
+    pods = [rs_pod("old-1", "aaa"), rs_pod("old-2", "aaa"),
+            rs_pod("bad-1", "bbb", ready=False, containers=[crashing()]),
+            rs_pod("bad-2", "ccc", ready=False, containers=[crashing("OOMKilled", 137)])]
+    assert pod_revision_name("Deployment", "shop", pods[0]) == "shop-aaa"
+    result = release_pods("Deployment", workload, history, pods, NOW)
+    assert result["live"]["revision"] == 3 and result["live"]["revisions"] == ["shop-bbb", "shop-ccc"]
+    assert result["live"]["crashing"] == ["bad-1", "bad-2"] and result["live"]["oom_killed"] == ["bad-2"]
+    assert result["previous"] == {"revision": 1, "revisions": ["shop-aaa"], "pods": 2, "ready": 2, "crashing": [],
+                                  "oom_killed": [], "unhealthy": []}
+    sts_pod = pod("db-0", labels={"controller-revision-hash": "db-5d8f"})
+    ds_pod = pod("agent-x", labels={"controller-revision-hash": "7c9b"})
+    assert pod_revision_name("StatefulSet", "db", sts_pod) == "db-5d8f"
+    assert pod_revision_name("DaemonSet", "agent", ds_pod) == "agent-7c9b"
+    assert release_pods("Deployment", {**workload, "spec": {"template": tpl("app:1")},
+                                       "metadata": {"name": "shop"}}, history[:1], pods, NOW)["previous"] is None
+
+
+def test_mask_log_masks_assignments_nested_behind_a_harmless_key():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import mask_log
+
+    text = f"config: STRIPE_API_KEY={CANARY} mode=live\nurl postgresql://u:{CANARY}@db/x\nAuthorization: Bearer {CANARY}"
+    masked = mask_log(text)
+    assert CANARY not in masked and "mode=live" in masked and masked.count("\n") == 2
