@@ -29,7 +29,11 @@ _SECRET_PART = re.compile(
 _NOT_SECRET = frozenset({"auth_method", "auth_type", "auth_mode", "authmethod", "token_type",
                          "token_ttl", "password_encryption", "pwd_dir"})
 # A key as it stands in text: --opt, KEY, key.sub, "key" (JSON).
-_KEY = r"-{0,2}[A-Za-z_][A-Za-z0-9_.-]*"
+# Only secret-looking keys match, so a harmless outer key (`config: API_KEY=x`, `env=DB_PASSWORD=x`)
+# never swallows a secret assignment nested in its value.
+_KEY = (r"-{0,2}[A-Za-z0-9_.-]*?(?:passw|passwd|pwd|secret|token|credential|dsn|requirepass|masterauth|"
+        r"(?:api|private|access|auth|signing|encryption|master)[_-]?key)[A-Za-z0-9_.-]*"
+        r"|-{0,2}[A-Za-z0-9_.-]*auth(?![A-Za-z0-9_.-])")
 
 # user:password@ inside a URL or DSN (postgresql://u:pw@h, redis://:pw@h, amqp://u:pw@h).
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<pw>[^@/\s'\"]+)@", re.I)
@@ -37,9 +41,11 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@
 _URL_TOKEN = re.compile(r"(?P<scheme>\bhttps?://)(?P<token>[^:/@\s'\"]{16,})@", re.I)
 # key=value, key: value, --key=value, KEY="value", key='value', "key": "value".
 _ASSIGNMENT = re.compile(
-    r"(?P<q>\"?)(?P<key>(?<![A-Za-z0-9_-])" + _KEY + r")(?P=q)"
-    r"(?P<sep>\s*=\s*|\s*:(?!//)\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&'\"}]+)"
+    r"(?P<q>\"?)(?P<key>(?<![A-Za-z0-9_.-])(?:" + _KEY + r"))(?P=q)"
+    # `:` but not `::` (a SQL cast such as token::text) nor `://` (a URL).
+    r"(?P<sep>\s*=\s*|\s*:(?![:/])\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&'\"}]+)",
+    re.I,
 )
 # HTTP Authorization headers and bearer tokens.
 _BEARER = re.compile(r"(?P<lead>\b(?:bearer|basic|token)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})", re.I)

@@ -36,6 +36,9 @@ def test_ordinary_names(name):
     f"https://api.example.test/v1/x?token={CANARY}&page=2",
     f"GET https://h/cb?a=1&client_secret={CANARY}",
     f"https://{CANARY}-0123456789abcdef@git.example.test/repo.git",
+    f"config: STRIPE_API_KEY={CANARY}",
+    f"env=DB_PASSWORD={CANARY} next",
+    f"level=error msg=\"login failed\" password={CANARY}",
 ])
 def test_mask_text_hides_the_value(text):
     masked = mask_text(text)
@@ -48,6 +51,8 @@ def test_mask_text_keeps_ordinary_text():
     assert mask_text(line) == line
     url = "https://status.example.test:8443/health?verbose=1"
     assert mask_text(url) == url
+    cast = "SELECT token::text, config: x FROM sessions"
+    assert mask_text(cast) == cast
     assert mask_text(None) is None
     assert mask_text(3) == 3
 
