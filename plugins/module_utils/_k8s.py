@@ -134,8 +134,6 @@ class K8s:
         return self.request("PATCH", path, body=body, content_type=content_type)
 
 
-
-
 def mask_log(text: t.Any) -> t.Any:
     """Secrets in a log line or a message masked (`_secrets.mask_text`)."""
     return mask_text(text)
