@@ -19,6 +19,8 @@ import typing as t
 import urllib.error
 import urllib.request
 
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_text
+
 # One `systemctl show` call returns these for every unit asked about.
 SHOW_PROPERTIES = (
     "Id", "Description", "LoadState", "ActiveState", "SubState", "Result", "UnitFileState",
@@ -172,7 +174,8 @@ def unit_state(props: dict[str, str], now: float | None = None) -> dict[str, t.A
     result = props.get("Result") or None
     state = {
         "name": props.get("Id", ""),
-        "description": props.get("Description") or None,
+        # systemd-run names a transient unit after its command line.
+        "description": mask_text(props.get("Description")) or None,
         "exists": props.get("LoadState") not in ("not-found", None, ""),
         "load_state": props.get("LoadState") or None,
         "active_state": props.get("ActiveState") or None,
@@ -265,7 +268,8 @@ def parse_journal_json(text: str, limit: int) -> list[dict[str, t.Any]]:
             "priority": JOURNAL_PRIORITIES[priority] if priority is not None and 0 <= priority < 8 else None,
             "identifier": raw.get("SYSLOG_IDENTIFIER") or raw.get("_COMM"),
             "pid": _int(str(raw.get("_PID", ""))),
-            "message": message,
+            # Services log their own command lines and connection strings: mask what looks secret.
+            "message": mask_text(message),
         })
     return entries[-limit:] if limit else []
 
