@@ -65,11 +65,7 @@ def test_healthy_group_is_left_alone(lab, tmp_path, with_sentinels):
 def test_master_at_maxclients_is_reported_and_left_alone(lab_nodes, tmp_path):
     """A different fault (a connection leak fills maxclients): busy is not dead, nothing is done."""
     lab = lab_nodes
-    admin = lab.client(lab.ports[0])
-    admin.config_set("maxclients", int(admin.info("clients")["connected_clients"]) + 2)
-    fillers = [lab.client(lab.ports[0]) for _slot in range(2)]
-    for client in fillers:
-        client.ping()
+    admin, fillers = lab.fill_client_slots(lab.ports[0])
     try:
         rc, report, stderr = play(lab, lab.inventory(tmp_path, redis_unavailable_min_master_down_seconds=0))
         assert rc == 0, stderr or report
