@@ -3,11 +3,13 @@
 
 A writer issues SET every 10 ms against the current master. The window is the time from its
 first failed write to its first successful write on the new master, for:
-  a) playbooks/outage/redis_unavailable.yml run right after the master is SIGKILLed (no sentinels),
+  a) playbooks/outage/redis_unavailable.yml run as soon as the replicas have seen the SIGKILLed
+     master's link down for min_master_down_seconds (--min-down, default 10: the evidence the
+     runbook waits for before it promotes), no sentinels,
   a2) the sre.runbooks.redis_failover module alone, same fault (the playbook minus Ansible's start-up),
   b) Sentinel's own automatic failover, down-after-milliseconds 30000 (Redis's default) and 5000.
 
-    benchmarks/redis_failover [--runs N] [--skip-default-sentinel]   (wrapper: the venv python)
+    benchmarks/redis_failover [--runs N] [--min-down S] [--skip-default-sentinel]   (wrapper: the venv python)
 
 Uses the lab (lab/redis); leaves it in its pristine topology, and stops it if it started it.
 """
@@ -121,6 +123,9 @@ class Writer(threading.Thread):
         self.join(2)
 
 
+MIN_DOWN = 10.0
+
+
 def write_inventory(path: Path) -> Path:
     (path / "group_vars").mkdir(parents=True, exist_ok=True)
     link = path / "group_vars" / "all"
@@ -136,6 +141,7 @@ def write_inventory(path: Path) -> Path:
           ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
           outage_platform: systemd
           redis_login_password: "{{{{ lab_redis_password }}}}"
+          redis_unavailable_min_master_down_seconds: {MIN_DOWN}
           redis_nodes:
 {nodes}
 """)
@@ -148,6 +154,7 @@ def bench_playbook(inventory: Path) -> dict:
     writer.start()
     time.sleep(0.5)
     killed = kill_master()
+    time.sleep(MIN_DOWN + 0.2)
     rc, _report, stderr = sre_testlib.run_playbook(REPO / "playbooks" / "outage" / "redis_unavailable.yml", inventory)
     playbook_s = time.monotonic() - killed
     writer.wait(10)
@@ -162,7 +169,9 @@ def bench_module() -> dict:
     writer.start()
     time.sleep(0.5)
     killed = kill_master()
-    result = sre_testlib.run_module("redis_failover", dict(nodes=[f"{HOST}:{p}" for p in PORTS], login_password=PASSWORD))
+    time.sleep(MIN_DOWN + 0.2)
+    result = sre_testlib.run_module("redis_failover", dict(nodes=[f"{HOST}:{p}" for p in PORTS], login_password=PASSWORD,
+                                                           min_master_down_seconds=MIN_DOWN))
     module_s = time.monotonic() - killed
     writer.wait(10)
     if result.get("failed"):
@@ -194,7 +203,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--skip-default-sentinel", action="store_true",
                         help="skip the 30 s down-after case (saves ~45 s per run)")
+    parser.add_argument("--min-down", type=float, default=10.0,
+                        help="min_master_down_seconds: how long the replicas must see the link down (default 10)")
     args = parser.parse_args()
+    global MIN_DOWN  # noqa: PLW0603 - one setting for the whole run
+    MIN_DOWN = args.min_down
     was_up = sre_testlib.lab("redis", "status", check=False).returncode == 0
     if not was_up:
         sre_testlib.lab("redis", "up")

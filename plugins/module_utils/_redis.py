@@ -179,7 +179,20 @@ def connect(conn: ConnParams, address: Address, sentinel: bool = False) -> "redi
         err = RedisModuleError(f"{what} at {address} refused PING: {truncate(exc)}")
         err.kind = kind  # type: ignore[attr-defined]
         raise err from None
+    except redis.exceptions.BusyLoadingError as exc:
+        # Alive: loading its dataset into memory (after a restart or a full sync).
+        err = RedisModuleError(f"{what} at {address} answers LOADING (dataset being loaded into memory): "
+                               f"{truncate(exc)}; it is alive and will serve when the load ends")
+        err.kind = "loading"  # type: ignore[attr-defined]
+        raise err from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        if "max number of clients" in str(exc):
+            # Alive: it accepted the connection and answered, but every client slot is taken.
+            err = RedisModuleError(f"{what} at {address} answers 'max number of clients reached': it is alive "
+                                   "but at maxclients; free connections (CLIENT LIST / CLIENT KILL) or raise "
+                                   "maxclients")
+            err.kind = "busy"  # type: ignore[attr-defined]
+            raise err from None
         err = RedisModuleError(
             f"cannot connect to {what} at {address}: {truncate(exc)}; is the process running and "
             f"reachable from this host{' with TLS' if conn.tls else ''}?")
@@ -220,10 +233,17 @@ def probe_node(conn: ConnParams, address: Address) -> dict[str, t.Any]:
         probe.update(error=str(exc), error_kind=_kind(exc))
         return probe
     except redis.exceptions.RedisError as exc:
-        probe.update(error=f"Redis at {address}: {truncate(exc)}", error_kind="unreachable")
+        kind = "loading" if isinstance(exc, redis.exceptions.BusyLoadingError) else "unreachable"
+        probe.update(error=f"Redis at {address}: {truncate(exc)}", error_kind=kind)
         return probe
     probe.update(replication_summary(repl))
     probe["reachable"] = True
+    try:
+        # What a split-brain report names: how much each side holds.
+        probe["keys"] = {k: int(v.get("keys", 0)) for k, v in client.info("keyspace").items()
+                         if k.startswith("db") and isinstance(v, dict)}
+    except redis.exceptions.RedisError:
+        probe["keys"] = None
     # From INFO, not CONFIG GET: hardened servers often rename or forbid CONFIG.
     probe["replica_priority"] = int(repl.get("slave_priority", repl.get("replica_priority", 100)))
     client.close()
@@ -242,6 +262,7 @@ def replication_summary(repl: dict[str, t.Any]) -> dict[str, t.Any]:
             if key.startswith("slave") and key[5:].isdigit() and isinstance(value, dict):
                 replicas.append({
                     "address": f"{value.get('ip')}:{value.get('port')}",
+                    "ip": value.get("ip"), "port": int(value.get("port", 0)),
                     "canonical": canonical(value.get("ip"), value.get("port")),
                     "state": value.get("state"),
                     "offset": int(value.get("offset", 0)),
@@ -274,7 +295,7 @@ def health(conn: ConnParams, address: Address, write_check: bool = False) -> dic
     except RedisModuleError as exc:
         if _kind(exc) == "auth":
             raise
-        result["error"] = str(exc)
+        result.update(error=str(exc), error_kind=_kind(exc))
         return result
     try:
         started = time.monotonic()
@@ -427,7 +448,8 @@ def sentinel_pick(view: dict[str, t.Any]) -> str | None:
 # ---------------------------------------------------------------- failover planning (pure)
 
 class Plan:
-    """What redis_failover will do: the wanted master, the method, and ordered steps."""
+    """What redis_failover will do: the wanted master, the method, ordered steps, and the verdict
+    (what is wrong, whether to act, and the evidence) the role and the timeline read."""
 
     def __init__(self) -> None:
         self.method = "none"          # none | failover | promote | sentinel | repoint
@@ -436,6 +458,7 @@ class Plan:
         self.steps: list[dict[str, t.Any]] = []
         self.unreachable: list[str] = []
         self.reasons: list[str] = []
+        self.verdict: dict[str, t.Any] = {}
 
     @property
     def changes(self) -> bool:
@@ -443,23 +466,158 @@ class Plan:
 
     def as_dict(self) -> dict[str, t.Any]:
         return {"method": self.method, "master": self.master, "previous_master": self.previous_master,
-                "steps": self.steps, "unreachable": self.unreachable, "reasons": self.reasons}
+                "steps": self.steps, "unreachable": self.unreachable, "reasons": self.reasons,
+                "verdict": self.verdict}
 
 
 def _follows(probe: dict[str, t.Any], master_canonical: str) -> bool:
     return probe.get("role") == "replica" and probe.get("master_canonical") == master_canonical
 
 
+def _holds(probe: dict[str, t.Any], followers: int) -> dict[str, t.Any]:
+    keys = probe.get("keys")
+    return {"address": probe["address"], "keys": sum(keys.values()) if keys is not None else None,
+            "keyspace": keys, "offset": probe.get("offset", 0), "connected_followers": followers}
+
+
+def _describe(held: dict[str, t.Any]) -> str:
+    keys = "unknown" if held["keys"] is None else held["keys"]
+    return f"{held['address']} ({keys} keys, offset {held['offset']}, {held['connected_followers']} followers)"
+
+
+class SplitBrain(GuardrailTripped):
+    """Two or more masters in one group: their histories diverged, no offset can rank them."""
+
+    def __init__(self, masters: list[dict[str, t.Any]]) -> None:
+        self.masters = masters
+        super().__init__(
+            "split_brain",
+            "several nodes of the group are master: " + "; ".join(_describe(m) for m in masters)
+            + ". Their histories diverged, so offsets cannot tell which is current; demoting one deletes the "
+            "writes only it holds",
+            "name the master to keep with target (the others' unique writes are lost), or force: true to keep "
+            "the one with the most followers")
+
+
+def master_down_evidence(old: dict[str, t.Any] | None, live: list[dict[str, t.Any]],
+                         min_down_seconds: float, sentinel_views: list[dict[str, t.Any]] | None = None
+                         ) -> dict[str, t.Any]:
+    """Whether the evidence says the master ``old`` (its probe; None when it is not one of the
+    nodes) is down, not merely busy or cut off from this host.
+
+    Down only when every reachable replica of it reports its link down for at least
+    min_down_seconds and, when sentinels watch the group, they agree it is objectively down
+    (a sentinel flags o_down, or at least quorum sentinels flag s_down). Returns state
+    (down | busy | loading | partitioned | unconfirmed), down, reason and the evidence."""
+    address = old["address"] if old else "the master"
+    canon = old["canonical"] if old else None
+    evidence: dict[str, t.Any] = {"master": old["address"] if old else None,
+                                  "master_error": old.get("error") if old else None,
+                                  "min_master_down_seconds": min_down_seconds}
+
+    def verdict(state: str, reason: str) -> dict[str, t.Any]:
+        return {"state": state, "down": state == "down", "reason": reason, "evidence": evidence}
+
+    if old is not None and old.get("reachable"):
+        return verdict("down", f"{address} answers as a {old.get('role')}: the group has no master")
+    kind = old.get("error_kind") if old else None
+    if kind == "busy":
+        return verdict("busy", f"{address} is busy, not down: it answers 'max number of clients reached' "
+                               "(at maxclients); a new master would get the same clients. Free connections or "
+                               "raise maxclients")
+    if kind == "loading":
+        return verdict("loading", f"{address} is loading its dataset, not down: it answers LOADING and serves "
+                                  "again when the load ends")
+    followers = [p for p in live if p.get("role") == "replica" and canon and p.get("master_canonical") == canon]
+    evidence["replicas"] = [{"address": p["address"], "master_link_status": p.get("master_link_status"),
+                             "master_link_down_since_seconds": p.get("master_link_down_since_seconds")}
+                            for p in followers]
+    if not followers:
+        return verdict("unconfirmed", f"{address} does not answer here and no reachable replica of it can "
+                                      "confirm it is down")
+    linked = [p["address"] for p in followers if p.get("master_link_status") == "up"]
+    if linked:
+        return verdict("partitioned", f"{address} does not answer from here, but {', '.join(linked)} still "
+                                      "report master_link_status:up: it is alive and only unreachable from this "
+                                      "host (network path, firewall, wrong address, or a stalled master)")
+    # A replica that never reached its master since it started reports no duration (-1): its link
+    # has been down for as long as it has run, which is evidence too.
+    recent = [p for p in followers if p.get("master_link_down_since_seconds") is not None
+              and p["master_link_down_since_seconds"] < min_down_seconds]
+    if recent:
+        return verdict("unconfirmed", "link to " + address + " down for only "
+                       + ", ".join(f"{p['master_link_down_since_seconds']}s on {p['address']}" for p in recent)
+                       + f" (min_master_down_seconds {min_down_seconds:g}): too recent to tell a restart or a "
+                       "blip from a dead master; run again later")
+    if sentinel_views is not None:
+        views = [v for v in sentinel_views if v.get("reachable")]
+        quorum = max((v.get("quorum", 0) for v in views), default=0)
+        sdown = [v["address"] for v in views if v.get("sdown") or v.get("odown")]
+        odown = [v["address"] for v in views if v.get("odown")]
+        evidence["sentinels"] = {"reachable": len(views), "quorum": quorum, "sdown": sdown, "odown": odown}
+        if not odown and (not views or len(sdown) < max(quorum, 1)):
+            return verdict("unconfirmed", f"the sentinels do not agree that {address} is down (s_down on "
+                                          f"{len(sdown)} of {len(views)} reachable, quorum {quorum}, o_down on none)")
+    links = ", ".join(f"{p['address']} {p.get('master_link_down_since_seconds')}s"
+                      if p.get("master_link_down_since_seconds") is not None else f"{p['address']} since start"
+                      for p in followers)
+    return verdict("down", f"{address} is down: every reachable replica reports its link down ({links})"
+                   + (", and the sentinels agree" if sentinel_views is not None else ""))
+
+
 def plan_failover(probes: list[dict[str, t.Any]], target: str | None = None, mode: str = "auto",
                   force: bool = False, max_lag_bytes: int | None = None,
                   max_lag_seconds: float | None = None,
-                  sentinel_master_canonical: str | None = None) -> Plan:
+                  sentinel_master_canonical: str | None = None,
+                  min_master_down_seconds: float = 10.0,
+                  sentinel_views: list[dict[str, t.Any]] | None = None) -> Plan:
+    """See _plan; the verdict also says which unreachable nodes are dead (restart candidates)
+    and which show signs of life (never restarted)."""
+    plan = _plan(probes, target, mode, force, max_lag_bytes, max_lag_seconds, sentinel_master_canonical,
+                 min_master_down_seconds, sentinel_views)
+    plan.verdict["dead_nodes"], plan.verdict["alive_unreachable"] = unreachable_liveness(probes, plan)
+    return plan
+
+
+def unreachable_liveness(probes: list[dict[str, t.Any]], plan: Plan) -> tuple[list[str], list[dict[str, str]]]:
+    """Split the nodes that do not answer into dead ones (a restart or pod replacement may heal
+    them) and alive ones: busy, loading, listed online by a live master (unreachable only from
+    here), or the master whose death the evidence does not confirm."""
+    online = set()
+    for p in probes:
+        if p.get("reachable") and p.get("role") == "master":
+            online.update(r["canonical"] for r in p.get("replicas", []) if r.get("state") == "online")
+    dead: list[str] = []
+    alive: list[dict[str, str]] = []
+    for p in probes:
+        if p.get("reachable"):
+            continue
+        if p.get("error_kind") in ("busy", "loading"):
+            alive.append({"address": p["address"], "reason": f"answers ({p['error_kind']}): {p.get('error')}"})
+        elif p["canonical"] in online:
+            alive.append({"address": p["address"], "reason": "its master lists it online: unreachable only "
+                                                             "from this host"})
+        elif p["address"] == plan.previous_master and plan.verdict.get("state", "").startswith("master_") \
+                and plan.verdict["state"] != "master_down":
+            alive.append({"address": p["address"], "reason": plan.verdict["reason"]})
+        else:
+            dead.append(p["address"])
+    return dead, alive
+
+
+def _plan(probes: list[dict[str, t.Any]], target: str | None, mode: str, force: bool,
+          max_lag_bytes: int | None, max_lag_seconds: float | None,
+          sentinel_master_canonical: str | None, min_master_down_seconds: float,
+          sentinel_views: list[dict[str, t.Any]] | None) -> Plan:
     """Decide, from node probes only, how to reach "one master, every other node replicating it".
 
     probes: one dict per node of the group (probe_node output; 'address' as the user wrote it).
     target: canonical address of the wanted master, or None for "keep a healthy master, else
-    the best replica". sentinel_master_canonical: set when sentinels manage the group.
-    Raises RedisModuleError for bad input and GuardrailTripped for a tripped guardrail.
+    the best replica". sentinel_master_canonical: set when sentinels manage the group, with
+    their views in sentinel_views. A master that does not answer is replaced only when
+    master_down_evidence says it is down (or force); otherwise the plan is empty and its
+    verdict says why. Raises RedisModuleError for bad input and GuardrailTripped for a tripped
+    guardrail (SplitBrain for several masters without target or force).
     """
     if not probes:
         raise RedisModuleError("the replication group is empty: give nodes (host:port list) or "
@@ -485,32 +643,60 @@ def plan_failover(probes: list[dict[str, t.Any]], target: str | None = None, mod
     masters = [p for p in live if p["role"] == "master"]
     followers = {m["canonical"]: sum(1 for p in live if _follows(p, m["canonical"])) for m in masters}
     current: dict[str, t.Any] | None = None
-    if sentinel_master_canonical is not None:
+    if len(masters) > 1:
+        held = [_holds(m, followers[m["canonical"]]) for m in masters]
+        if target is not None:
+            keep = by_canon[target]
+            if keep["role"] == "replica":
+                keep = by_canon.get(keep.get("master_canonical"), keep)
+            if keep["role"] != "master":
+                raise RedisModuleError(f"split brain: target {by_canon[target]['address']} is neither one of the "
+                                       "masters nor a replica of one: "
+                                       + "; ".join(_describe(h) for h in held))
+            plan.reasons.append(f"split brain: {', '.join(_describe(h) for h in held)}; target keeps "
+                                f"{keep['address']}, writes only the others hold are lost")
+        elif force:
+            keep = sorted(masters, key=lambda m: (followers[m["canonical"]], m.get("offset", 0)), reverse=True)[0]
+            plan.reasons.append(f"split brain: {', '.join(_describe(h) for h in held)}; force: true keeps "
+                                f"{keep['address']} (most followers), writes only the others hold are lost")
+        else:
+            raise SplitBrain(held)
+        current = keep
+    elif sentinel_master_canonical is not None:
         cand = by_canon.get(sentinel_master_canonical)
         current = cand if cand and cand.get("reachable") and cand["role"] == "master" else None
         plan.previous_master = cand["address"] if cand else sentinel_master_canonical
     elif len(masters) == 1:
         current = masters[0]
-    elif len(masters) > 1:
-        ranked = sorted(masters, key=lambda m: (followers[m["canonical"]], m.get("offset", 0)), reverse=True)
-        top = ranked[0]
-        tie = (followers[ranked[1]["canonical"]], ranked[1].get("offset", 0)) == \
-            (followers[top["canonical"]], top.get("offset", 0))
-        if tie and target is None:
-            raise RedisModuleError(
-                "split brain: " + ", ".join(f"{m['address']} ({followers[m['canonical']]} replicas)"
-                                            for m in masters)
-                + " all claim to be master and none is clearly current; name the master to keep with target")
-        current = by_canon[target] if tie else top
-        plan.reasons.append("several nodes claim to be master (" + ", ".join(m["address"] for m in masters)
-                            + f"); {current['address']} has the most replicas and is kept")
+    old: dict[str, t.Any] | None = None
     if current is not None:
         plan.previous_master = current["address"]
-    elif plan.previous_master is None:
-        pointed = [p["master_canonical"] for p in live if p["role"] == "replica"]
-        if pointed:
-            old = max(sorted(set(pointed)), key=pointed.count)
-            plan.previous_master = by_canon[old]["address"]
+    else:
+        if sentinel_master_canonical is not None:
+            old = by_canon.get(sentinel_master_canonical)
+        else:
+            pointed = [p["master_canonical"] for p in live if p["role"] == "replica"]
+            if pointed:
+                old = by_canon[max(sorted(set(pointed)), key=pointed.count)]
+        if old is not None and plan.previous_master is None:
+            plan.previous_master = old["address"]
+
+    # No master answers: replace it only on evidence that it is down, not busy or cut off from here.
+    evidence = None
+    if current is None:
+        evidence = master_down_evidence(old, live, min_master_down_seconds,
+                                        sentinel_views if sentinel_master_canonical is not None else None)
+        if not evidence["down"] and not force:
+            plan.master = plan.previous_master
+            plan.verdict = {"state": f"master_{evidence['state']}", "act": False,
+                            "reason": evidence["reason"] + "; nothing changed (force: true promotes anyway)",
+                            "evidence": evidence["evidence"]}
+            plan.reasons.append(plan.verdict["reason"])
+            return plan
+        if not evidence["down"]:
+            plan.reasons.append(f"force: true overrides the evidence ({evidence['reason']})")
+        else:
+            plan.reasons.append(evidence["reason"])
 
     # The wanted master.
     if target is not None:
@@ -525,7 +711,7 @@ def plan_failover(probes: list[dict[str, t.Any]], target: str | None = None, mod
             raise RedisModuleError("no master answers and no replica can be promoted (all unreachable or "
                                    "replica-priority 0): " + "; ".join(plan.unreachable))
         wanted = sorted(candidates, key=lambda p: (-p.get("offset", 0), p.get("replica_priority", 100)))[0]
-        plan.reasons.append(f"no master answers; {wanted['address']} has the largest replication offset "
+        plan.reasons.append(f"{wanted['address']} has the largest replication offset "
                             f"({wanted.get('offset', 0)})")
     plan.master = wanted["address"]
 
@@ -534,8 +720,28 @@ def plan_failover(probes: list[dict[str, t.Any]], target: str | None = None, mod
             plan.reasons.append(f"{current['address']} is a healthy master; mode {mode} has nothing to do")
         _repoint(plan, live, wanted)
         plan.method = "repoint" if plan.steps else "none"
+        if len(masters) > 1:
+            state, reason = "split_brain", plan.reasons[0]
+        elif plan.steps:
+            state, reason = "replicas_astray", (f"{current['address']} is master; "
+                                                + ", ".join(s["target"] for s in plan.steps)
+                                                + " do not replicate it with their link up")
+        elif plan.unreachable:
+            state, reason = "nodes_unreachable", (f"{current['address']} is a healthy master; unreachable: "
+                                                  + ", ".join(plan.unreachable))
+        else:
+            state, reason = "healthy", (f"{current['address']} is master and every other node replicates it; "
+                                        "nothing to do")
+        plan.verdict = {"state": state, "act": bool(plan.steps), "reason": reason}
         return plan
 
+    plan.verdict = {"state": "master_down" if current is None else "switchover", "act": True,
+                    "reason": (evidence["reason"] if evidence else
+                               f"target {wanted['address']} replaces the live master {current['address']}"),
+                    "evidence": evidence["evidence"] if evidence else None,
+                    "forced": bool(evidence and not evidence["down"])}
+    if len(masters) > 1:
+        plan.verdict["state"] = "split_brain"
     # The master changes: guardrails first, then the method.
     _check_lag(wanted, current, live, max_lag_bytes, max_lag_seconds)
     if sentinel_master_canonical is not None or mode == "sentinel":
@@ -637,6 +843,7 @@ class Executor:
                  persist: bool = True) -> None:
         self.conn = conn
         self.by_address = {p["address"]: Address.parse(p["address"]) for p in probes}
+        self.probes = {p["address"]: p for p in probes}
         self.wait_timeout = wait_timeout
         self.persist = persist
         self.actions: list[dict[str, t.Any]] = []
@@ -669,9 +876,16 @@ class Executor:
     def failover(self, master: str, target: str) -> None:
         """FAILOVER TO target on the live master: writes pause until target has every byte."""
         dest = self.by_address[target]
+        # FAILOVER TO matches the replica exactly as the master lists it (INFO replication
+        # slaveN ip=,port=), not as the inventory names it (a DNS name such as localhost).
+        host, port = dest.host, dest.port
+        for replica in self.probes.get(master, {}).get("replicas", []):
+            if replica["canonical"] == dest.canonical:
+                host, port = replica["ip"], int(replica["port"])
+                break
         client = self.client(master)
         timeout_ms = int(max(1.0, self.wait_timeout) * 1000)
-        client.execute_command("FAILOVER", "TO", dest.host, dest.port, "TIMEOUT", timeout_ms)
+        client.execute_command("FAILOVER", "TO", host, port, "TIMEOUT", timeout_ms)
         deadline = time.monotonic() + self.wait_timeout + 5
         while time.monotonic() < deadline:
             try:
@@ -684,7 +898,7 @@ class Executor:
                 new_master = self.client(target)
                 self._rewrite_config(new_master, target)
                 self.actions.append(action_record("failover", target, "done", previous_master=master,
-                                                  command=f"FAILOVER TO {dest.host} {dest.port}"))
+                                                  command=f"FAILOVER TO {host} {port}"))
                 return
             if repl.get("role") == "master" and repl.get("master_failover_state") == "no-failover" \
                     and time.monotonic() > deadline - 5:
@@ -740,6 +954,10 @@ class Executor:
                 except RedisModuleError as exc:
                     errors.append(str(exc))
                 except redis.exceptions.ResponseError as exc:
+                    if "INPROG" in str(exc):
+                        # The sentinels reached o_down and are failing over themselves: wait for them.
+                        started = sentinel
+                        break
                     raise RedisModuleError(f"sentinel {sentinel} refused SENTINEL FAILOVER {master_name}: "
                                            f"{truncate(exc)}") from None
             if started is None:

@@ -15,8 +15,18 @@ description:
     O(sentinels) + O(master_name) (the nodes are then the master and replicas the sentinels know,
     unless O(nodes) is also given).
   - Without O(target), a healthy master stays master. The module changes the master only when the
-    master is down, unreachable or no longer a master, or when O(target) names another node.
+    evidence says the master is down or no longer a master, or when O(target) names another node.
     The new master is then O(target) or the best replica (largest replication offset).
+  - Evidence before promotion - "this host cannot reach the master" is not "the master is down". A
+    master that answers C(max number of clients reached) (busy) or C(LOADING), or that only this host
+    cannot reach while a replica still reports C(master_link_status:up) (partitioned), is left alone -
+    RV(verdict) names the state and the evidence and nothing changes. A master is replaced only when
+    every reachable replica reports its link down for at least O(min_master_down_seconds) and, with
+    O(sentinels), the sentinels agree it is down (C(o_down), or C(s_down) on at least quorum
+    sentinels); or with O(force=true).
+  - Split brain - two or more masters in one group have diverged histories that no offset can rank.
+    Without O(target) or O(force) the module refuses (guardrail C(split_brain)), names every master
+    with its keys, offset and followers in RV(split_brain), and changes nothing.
   - How the master changes (O(mode=auto)) -
     master reachable - C(FAILOVER TO) the new master, which pauses writes until the new master has
     every byte, so no acknowledged write is lost; the other replicas are re-pointed.
@@ -69,10 +79,18 @@ options:
     default: auto
   force:
     description:
-      - Promote although the old master still answers (O(mode=promote)). Writes the old master
-        accepts until it is demoted are lost.
+      - Promote although the old master still answers (O(mode=promote)), although the evidence does
+        not say the master is down (see O(min_master_down_seconds)), or keep the master with the most
+        followers in a split brain. Writes only the replaced master holds are lost.
     type: bool
     default: false
+  min_master_down_seconds:
+    description:
+      - A master that does not answer is replaced only when every reachable replica of it reports
+        its link down (C(master_link_down_since_seconds) in C(INFO replication)) for at least this
+        many seconds. Shorter outages (a restart, a network blip) are reported, not acted on.
+    type: float
+    default: 10
   max_lag_bytes:
     description:
       - Refuse to make a replica master when it is more than this many bytes of replication stream
@@ -181,7 +199,24 @@ guardrail:
   returned: when a guardrail tripped
   type: str
   sample: split_brain
+verdict:
+  description:
+    - What is wrong and whether the module acts - C(state) (V(healthy), V(nodes_unreachable),
+      V(replicas_astray), V(switchover), V(master_down), V(split_brain), V(master_busy),
+      V(master_loading), V(master_partitioned), V(master_unconfirmed)), C(act), C(reason), and for
+      a master that does not answer the C(evidence) (each replica's link state, the sentinels' flags).
+  returned: success
+  type: dict
+  sample: {"state": "master_busy", "act": false, "reason": "10.0.0.11:6379 is busy, not down: ..."}
+split_brain:
+  description: Every master of a split group with C(address), C(keys), C(keyspace), C(offset), C(connected_followers).
+  returned: when the split_brain guardrail tripped on several masters
+  type: list
+  elements: dict
+  sample: [{"address": "10.0.0.11:6379", "keys": 120, "offset": 9120, "connected_followers": 1}]
 """
+
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -192,6 +227,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._redis import (
     Executor,
     RedisError,
     RedisModuleError,
+    SplitBrain,
     each_at_once,
     plan_failover,
     probe_node,
@@ -256,6 +292,13 @@ def run_plan(module: AnsibleModule, conn: ConnParams, plan, probes: list[dict]) 
                              "Check the node's logs and ACL permissions (REPLICAOF, FAILOVER, CONFIG), then run again",
                          changed=bool(ex.actions), actions=ex.actions, plan=plan.as_dict(), method=plan.method,
                          unreachable_nodes=plan.unreachable)
+    except Exception as exc:  # pylint: disable=broad-except
+        # Whatever broke after the first action, the caller must learn what was already done.
+        done = ", ".join(f"{a['action']} {a['target']}" for a in ex.actions) or "nothing"
+        module.fail_json(msg=f"unexpected error during the {plan.method} plan: {exc!r}; done so far: {done}. "
+                             "Check the group with redis_health_info before running again",
+                         exception=traceback.format_exc(), changed=bool(ex.actions), actions=ex.actions,
+                         plan=plan.as_dict(), method=plan.method, unreachable_nodes=plan.unreachable)
     return ex.actions, final
 
 
@@ -266,6 +309,7 @@ def main() -> None:
         target=dict(type="str"),
         mode=dict(type="str", default="auto", choices=["auto", "failover", "promote", "sentinel"]),
         force=dict(type="bool", default=False),
+        min_master_down_seconds=dict(type="float", default=10),
         max_lag_bytes=dict(type="int", default=1048576),
         max_lag_seconds=dict(type="float", default=10),
         wait_timeout=dict(type="float", default=30),
@@ -292,15 +336,20 @@ def main() -> None:
             probes, target=target, mode=params["mode"], force=params["force"],
             max_lag_bytes=None if params["max_lag_bytes"] < 0 else params["max_lag_bytes"],
             max_lag_seconds=None if params["max_lag_seconds"] < 0 else params["max_lag_seconds"],
-            sentinel_master_canonical=agreed)
+            sentinel_master_canonical=agreed, min_master_down_seconds=params["min_master_down_seconds"],
+            sentinel_views=views)
     except GuardrailTripped as exc:
+        extra = {"split_brain": exc.masters} if isinstance(exc, SplitBrain) else {}
         module.fail_json(msg=str(exc), guardrail=exc.guardrail, changed=False, actions=[], method="none",
-                         unreachable_nodes=[p["address"] for p in probes if not p.get("reachable")])
+                         verdict={"state": exc.guardrail if isinstance(exc, SplitBrain) else "guardrail",
+                                  "act": False, "reason": str(exc)},
+                         unreachable_nodes=[p["address"] for p in probes if not p.get("reachable")], **extra)
     except RedisModuleError as exc:
         module.fail_json(msg=str(exc), changed=False, actions=[], method="none", unreachable_nodes=[])
 
     result = dict(changed=plan.changes, method=plan.method, master=plan.master,
-                  previous_master=plan.previous_master, unreachable_nodes=plan.unreachable, plan=plan.as_dict())
+                  previous_master=plan.previous_master, unreachable_nodes=plan.unreachable, plan=plan.as_dict(),
+                  verdict=plan.verdict)
     if module.check_mode or not plan.changes:
         result["actions"] = [action_record(s["action"], s["target"], "check mode",
                                            **{k: v for k, v in s.items() if k not in ("action", "target")})

@@ -127,6 +127,13 @@ node:
       type: str
       returned: when not reachable
       sample: "cannot connect to Redis at 10.0.0.11:6379: Connection refused; is the process running?"
+    error_kind:
+      description:
+        - V(unreachable) (refused, timed out), V(busy) (answers C(max number of clients reached)) or
+          V(loading) (answers C(LOADING)) - a busy or loading node is alive, not down.
+      type: str
+      returned: when not reachable
+      sample: busy
     ping_ms:
       description: PING round trip in milliseconds.
       type: float

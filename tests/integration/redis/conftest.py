@@ -96,6 +96,25 @@ class RedisLab:
             acked = client.execute_command("WAIT", acked_by, 10000)
             assert acked >= acked_by, f"only {acked} of {acked_by} replicas acknowledged the writes"
 
+    def fill_client_slots(self, port: int) -> tuple[redis.Redis, list[redis.Redis]]:
+        """Set maxclients to what is connected now plus two and take every free slot: a new
+        connection then gets 'max number of clients reached', as in a connection leak."""
+        admin = self.client(port)
+        connected = int(admin.info("clients")["connected_clients"])
+        admin.config_set("maxclients", connected + 2)
+        fillers = []
+        for _slot in range(10):
+            client = self.client(port)
+            try:
+                client.ping()
+            except redis.exceptions.ConnectionError as exc:
+                assert "max number of clients" in str(exc)
+                break
+            fillers.append(client)
+        else:
+            pytest.fail("maxclients never refused a connection")
+        return admin, fillers
+
     def inventory(self, tmp_path, sentinels_only: bool = False, with_sentinels: bool = False, **host_vars: t.Any):
         """A one-host inventory (controller, local connection) for the playbook, the way the lab
         inventory describes the Redis group: nodes, sentinels only, or both (the lab's own)."""

@@ -117,11 +117,13 @@ def test_sigkill_master_promotes_best_replica_and_old_master_rejoins(lab_nodes):
     lab = lab_nodes
     lab.write(lab.ports[0], 500, acked_by=2)
     lab.kill(lab.ports[0])
-    plan = failover(lab, check=True, nodes=lab.nodes)
+    # Both replicas report the link down at once; a zero threshold keeps the test fast (the
+    # threshold itself is tested in test_redis_evidence.py).
+    plan = failover(lab, check=True, nodes=lab.nodes, min_master_down_seconds=0)
     assert plan["changed"] and plan["method"] == "promote" and plan["unreachable_nodes"] == [lab.nodes[0]]
     assert lab.roles()[lab.nodes[0]] == "down" and lab.roles()[lab.nodes[1]].startswith("replica")
 
-    done = failover(lab, nodes=lab.nodes)
+    done = failover(lab, nodes=lab.nodes, min_master_down_seconds=0)
     assert done["changed"] and done["method"] == "promote", done
     new_master = done["master"]
     assert new_master in lab.nodes[1:] and done["previous_master"] == lab.nodes[0]
@@ -133,10 +135,13 @@ def test_sigkill_master_promotes_best_replica_and_old_master_rejoins(lab_nodes):
     second = failover(lab, nodes=lab.nodes)
     assert second["changed"] is False and second["unreachable_nodes"] == [lab.nodes[0]]
 
-    # The old master restarts as configured: a second master. The module demotes it.
+    # The old master restarts as configured: a second master, a split brain the module only
+    # resolves when told which master to keep.
     lab.start_stopped()
     assert lab.roles()[lab.nodes[0]] == "master"
-    rejoin = failover(lab, nodes=lab.nodes)
+    refused = failover(lab, nodes=lab.nodes)
+    assert refused["failed"] and refused["guardrail"] == "split_brain" and lab.roles()[lab.nodes[0]] == "master"
+    rejoin = failover(lab, nodes=lab.nodes, target=new_master)
     assert rejoin["changed"] and rejoin["method"] == "repoint"
     assert [(a["action"], a["target"]) for a in rejoin["actions"]] == [("demote", lab.nodes[0])]
     assert lab.roles()[lab.nodes[0]] == f"replica of {new_master}"
@@ -159,9 +164,9 @@ def test_lag_guardrail_refuses_a_lagging_replica(lab_nodes):
 
     # With the master gone too, the untargeted choice skips the lagging replica.
     lab.kill(lab.ports[0])
-    promoted = failover(lab, nodes=lab.nodes, check=True)
+    promoted = failover(lab, nodes=lab.nodes, check=True, min_master_down_seconds=0)
     assert promoted["master"] == lab.nodes[1]
-    refused = failover(lab, nodes=lab.nodes, target=lab.nodes[2])
+    refused = failover(lab, nodes=lab.nodes, target=lab.nodes[2], min_master_down_seconds=0)
     assert refused.get("guardrail") == "max_lag_bytes" and "most advanced replica" in refused["msg"], refused
 
 
@@ -213,7 +218,9 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab_nodes):
 
 def test_sentinel_managed_failover_after_master_sigkill(lab):
     lab.kill(lab.ports[0])
-    args = dict(sentinels=lab.sentinels, master_name=lab.master_name)
+    # force: the sentinels (down-after 30s) do not agree yet; test_redis_evidence.py shows the
+    # refusal without it.
+    args = dict(sentinels=lab.sentinels, master_name=lab.master_name, force=True, min_master_down_seconds=0)
     plan = failover(lab, check=True, **args)
     assert plan["method"] == "sentinel" and plan["changed"] and plan["unreachable_nodes"] == [lab.nodes[0]]
     assert lab.sentinel_masters() == {lab.nodes[0]}
