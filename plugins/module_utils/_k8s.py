@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import hmac
 import json
-import re
 import typing as t
 import urllib.parse
 
