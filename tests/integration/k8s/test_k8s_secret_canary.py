@@ -12,6 +12,10 @@ from k8s_integration import FAULT, apply, crashlooping, deployment, inventory, k
 CANARY = "Canary-k8s-9f3b2c71"
 PREVIOUS_LOG = "sim.sre-runbooks.io/previous-log"
 PLAYBOOKS = ["crashloop", "api_gateway_down", "memory_exhaustion", "node_failure"]
+# Short waits: the canary is about what the runs print, not whether the (unhealable) fault heals.
+FAST = {"api_gateway_down_wait_timeout": 15, "api_gateway_down_scale_pause": 1, "crashloop_wait_timeout": 15,
+        "memory_exhaustion_wait_timeout": 15, "node_failure_drain_wait_timeout": 15,
+        "node_failure_reschedule_timeout": 15, "node_failure_drain_retries": 1}
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def secret_laden_namespace(namespace):
 
 @pytest.mark.parametrize("scenario", PLAYBOOKS)
 def test_no_playbook_prints_or_returns_a_secret(scenario, secret_laden_namespace, tmp_path):
-    inv = inventory(tmp_path, secret_laden_namespace)
+    inv = inventory(tmp_path, secret_laden_namespace, **FAST)
     for check in (True, False):
         rc, report, err = sre_testlib.run_playbook(
             sre_testlib.REPO / "playbooks" / "outage" / f"{scenario}.yml", inventory=inv, check=check,
