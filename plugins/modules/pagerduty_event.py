@@ -22,6 +22,8 @@ description:
     cannot be pointed at a proxy or a test receiver.
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
+extends_documentation_fragment:
+  - sre.runbooks.notify
 options:
   routing_key:
     description: The integration (routing) key of an Events API v2 integration. Keep it in a vault.
@@ -68,22 +70,6 @@ options:
     description: The Events API v2 enqueue URL (a proxy, PagerDuty's EU service region, or a test receiver).
     type: str
     default: https://events.pagerduty.com/v2/enqueue
-  retries:
-    description: Retries after the first attempt for connection errors, 408, 425, 429 and 5xx.
-    type: int
-    default: 3
-  retry_delay:
-    description: Seconds before the first retry; doubled each time, at most 30. C(Retry-After) wins.
-    type: float
-    default: 1.0
-  timeout:
-    description: Seconds per attempt.
-    type: float
-    default: 10.0
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full

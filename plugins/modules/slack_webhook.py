@@ -19,6 +19,8 @@ description:
     retry, so it cannot be pointed at a proxy, a Slack-compatible receiver or a test server.
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
+extends_documentation_fragment:
+  - sre.runbooks.notify
 options:
   webhook_url:
     description:
@@ -44,22 +46,6 @@ options:
   icon_emoji:
     description: Sender icon override (legacy webhooks only).
     type: str
-  retries:
-    description: Retries after the first attempt for connection errors, 408, 425, 429 and 5xx.
-    type: int
-    default: 3
-  retry_delay:
-    description: Seconds before the first retry; doubled each time, at most 30. C(Retry-After) wins.
-    type: float
-    default: 1.0
-  timeout:
-    description: Seconds per attempt.
-    type: float
-    default: 10.0
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full
