@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: k8s_rollout
-short_description: Restart, roll back or watch the rollout of a Deployment, StatefulSet or DaemonSet
+short_description: Restart, roll back, scale or watch the rollout of a Deployment, StatefulSet or DaemonSet
 version_added: 0.1.0
 description:
   - V(restart) does what C(kubectl rollout restart) does (a new C(kubectl.kubernetes.io/restartedAt)
@@ -20,6 +20,9 @@ description:
     the same undo is a no-op - the module records the rollback in the workload's
     C(sre.runbooks/rolled-back) annotation (metadata only; it does not trigger a rollout) and
     recognises it. V(changed=false) when the live template already equals the target's.
+  - V(scale) sets the replica count of a Deployment or StatefulSet to O(replicas) (C(kubectl scale))
+    and returns only the counts - never the workload object, whose pod template can hold secrets.
+    V(changed=false) when it already has that many replicas.
   - V(status) reports rollout progress (updated, ready and available against desired,
     observedGeneration, C(ProgressDeadlineExceeded)); with O(wait=true) it blocks up to
     O(wait_timeout) and fails with the reason the rollout is stuck, naming the pods that hold it.
@@ -55,9 +58,10 @@ options:
     description:
       - V(restart) replaces every pod with a rolling update.
       - V(undo) rolls back to the previous revision or O(to_revision).
+      - V(scale) sets the replica count to O(replicas).
       - V(status) reports, and with O(wait=true) waits for, rollout completion.
     type: str
-    choices: [restart, undo, status]
+    choices: [restart, undo, scale, status]
     required: true
   restarted_after:
     description:
@@ -89,9 +93,14 @@ options:
         When more crash, the rollback stays done, no pod is deleted, and the module fails naming them.
     type: int
     default: 1
+  replicas:
+    description:
+      - For O(action=scale) (required there) - the replica count to set.
+    type: int
   wait:
     description:
-      - Wait until the rollout is complete (after a restart or undo, or for O(action=status)).
+      - Wait until the rollout is complete (after a restart, undo or scale, or for O(action=status)).
+        After a scale to 0 that is when no replica is left running.
     type: bool
     default: false
   wait_timeout:
@@ -126,6 +135,14 @@ EXAMPLES = r"""
     action: undo
     to_revision: 3
 
+- name: Scale to 0 and wait until no replica runs
+  sre.runbooks.k8s_rollout:
+    namespace: edge
+    name: api-gateway
+    action: scale
+    replicas: 0
+    wait: true
+
 - name: Fail unless the rollout completes within 2 minutes
   sre.runbooks.k8s_rollout:
     namespace: payments
@@ -146,6 +163,13 @@ previous_revision:
   returned: always
   type: int
   sample: 6
+replicas:
+  description: For V(scale), the replica count before and after (in check mode, the count it would set).
+  returned: when O(action=scale)
+  type: dict
+  contains:
+    before: {description: spec.replicas before the action., type: int}
+    after: {description: spec.replicas after the action., type: int}
 rolled_back_to:
   description: For V(undo), the revision number whose template was restored (its number before the rollback renumbered it).
   returned: when O(action=undo)
@@ -207,12 +231,12 @@ actions:
   elements: dict
   contains:
     timestamp: {description: UTC time (ISO 8601)., type: str}
-    action: {description: V(rollout restart) or V(rollout undo)., type: str}
+    action: {description: "V(rollout restart), V(rollout undo) or V(scale).", type: str}
     target: {description: Kind/namespace/name., type: str}
     result: {description: "V(done), V(check mode) or V(already done).", type: str}
 diff:
   description:
-    - The pod template before and after. Env C(value)s are never shown (V(******** (differs)) marks
+    - The pod template before and after (for V(scale), the replica count). Env C(value)s are never shown (V(******** (differs)) marks
       one that changes), nor the values of secret-looking arguments, keys or URL credentials.
   returned: when diff mode is on and something would change
   type: dict
@@ -362,6 +386,15 @@ class Rollout:
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: new_template["metadata"]["annotations"][RESTARTED_AT]}}}}}
         return (patch, "merge", template, new_template), "restarted"
 
+    # ------------------------------------------------------------------ scale
+    def scale(self, workload, replicas):
+        current = (workload.get("spec") or {}).get("replicas", 1)
+        if current == replicas:
+            return None, f"{self.target} already has {replicas} replicas"
+        # The diff shows the count only: the template is not what changes.
+        patch = {"spec": {"replicas": replicas}}
+        return (patch, "merge", {"replicas": current}, {"replicas": replicas}), f"scaled from {current} to {replicas} replicas"
+
     # ------------------------------------------------------------------ StatefulSet pods after undo
     def replace_crashing_pods(self, workload, target, cap):
         """Delete the crash-looping pods of any revision but the restored one (never a Ready pod)."""
@@ -455,7 +488,8 @@ def main():
         kind=dict(type="str", default="Deployment", choices=["Deployment", "StatefulSet", "DaemonSet"]),
         name=dict(type="str", required=True),
         namespace=dict(type="str", default="default"),
-        action=dict(type="str", required=True, choices=["restart", "undo", "status"]),
+        action=dict(type="str", required=True, choices=["restart", "undo", "scale", "status"]),
+        replicas=dict(type="int"),
         restarted_after=dict(type="str"),
         to_revision=dict(type="int"),
         replace_crashing_pods=dict(type="bool", default=False),
@@ -473,6 +507,13 @@ def main():
         module.fail_json(msg="restarted_after only applies to action=restart")
     if p["replace_crashing_pods"] and (p["action"] != "undo" or p["kind"] != "StatefulSet"):
         module.fail_json(msg="replace_crashing_pods only applies to action=undo of a StatefulSet")
+    if p["action"] == "scale":
+        if p["replicas"] is None or p["replicas"] < 0:
+            module.fail_json(msg="action=scale needs replicas, a count of 0 or more")
+        if p["kind"] == "DaemonSet":
+            module.fail_json(msg="a DaemonSet has no replica count; it runs one pod per node")
+    elif p["replicas"] is not None:
+        module.fail_json(msg="replicas only applies to action=scale")
     if p["max_replaced_pods"] < 0:
         module.fail_json(msg="max_replaced_pods must not be negative")
     api = connect(module)
@@ -508,6 +549,10 @@ def run(module, api, rollout):
         result["revisions"] = [{"revision": r["revision"], "name": r["name"]} for r in history]
         change, target, message = rollout.undo(workload, history)
         result["rolled_back_to"] = target["revision"] if target else None
+    elif p["action"] == "scale":
+        change, message = rollout.scale(workload, p["replicas"])
+        result["replicas"] = {"before": (workload.get("spec") or {}).get("replicas", 1), "after": p["replicas"]}
+        verb = "scale"
     else:
         message = "status"
 
@@ -516,9 +561,11 @@ def run(module, api, rollout):
         result["changed"] = True
         if module._diff:
             # Never an env value or a secret-looking argument: a diff ends up in CI logs and tickets.
-            before, after = masked_template_pair(before, after)
-            result["diff"] = {"before_header": f"{rollout.target} pod template", "before": before,
-                              "after_header": f"{rollout.target} pod template", "after": after}
+            what = "spec" if p["action"] == "scale" else "pod template"
+            if p["action"] != "scale":
+                before, after = masked_template_pair(before, after)
+            result["diff"] = {"before_header": f"{rollout.target} {what}", "before": before,
+                              "after_header": f"{rollout.target} {what}", "after": after}
         if module.check_mode:
             result["actions"].append(action_record(verb, rollout.target, "check mode"))
             if p["action"] == "undo" and before_revision is not None:

@@ -164,6 +164,21 @@ def leaks(text: str, secret: str, context: int = 160, most: int = 5) -> str:
     return "\n---\n".join(found)
 
 
+def leaking_tasks(report: t.Any, secret: str) -> list[str]:
+    """The names of the tasks (of an ansible.posix.json report) whose result holds `secret`: the
+    first thing to know when a canary test fails."""
+    names = []
+    if isinstance(report, dict) and "raw_stdout" in report:  # verbose runs print before the JSON
+        raw = report["raw_stdout"]
+        with contextlib.suppress(ValueError):
+            report = json.loads(raw[raw.find("\n{") + 1:] if not raw.startswith("{") else raw)
+    for play in (report or {}).get("plays", []) if isinstance(report, dict) else []:
+        for task in play.get("tasks", []):
+            if secret in json.dumps(task.get("hosts", {})):
+                names.append((task.get("task") or {}).get("name", "?"))
+    return names
+
+
 def lab_inventory_of(tmp_path: Path, *groups: str) -> Path:
     """An inventory with only these groups of the lab inventory (hosts.yml, and hosts_systemd.yml
     when the systemd hosts are up), its group_vars linked: what a team whose estate is only those

@@ -100,6 +100,32 @@ def test_restart_replaces_pods_once(namespace, auth):
     assert {p["metadata"]["name"] for p in pods(namespace, "app=gw")} == after
 
 
+def test_scale_sets_the_count_once_and_returns_no_object(namespace, auth):
+    apply(deployment("edge", namespace, replicas=2))
+    rollout_done("edge", namespace)
+    args = {**auth, "namespace": namespace, "name": "edge", "action": "scale", "replicas": 0,
+            "wait": True, "wait_timeout": 60}
+    check = module("k8s_rollout", args, check=True, diff=True)
+    assert check["changed"] is True and check["replicas"] == {"before": 2, "after": 0}, check
+    assert check["diff"]["before"] == {"replicas": 2} and check["diff"]["after"] == {"replicas": 0}
+    assert get("deployment", "edge", namespace)["spec"]["replicas"] == 2, "check mode scaled"
+
+    down = module("k8s_rollout", args)
+    assert down["changed"] is True and down["actions"][0]["action"] == "scale", down
+    assert down["status"]["current"] == 0 and down["status"]["complete"] is True, down["status"]
+    # Only counts come back: the Deployment (its template, env, args) never does.
+    assert "template" not in json.dumps(down) and "containers" not in json.dumps(down)
+    again = module("k8s_rollout", args)
+    assert again["changed"] is False and again["actions"][0]["result"] == "already done", again
+
+    up = module("k8s_rollout", {**args, "replicas": 2})
+    assert up["changed"] is True and up["status"]["available"] == 2, up
+    bad = module("k8s_rollout", {**args, "replicas": None})
+    assert bad["failed"] and "needs replicas" in bad["msg"]
+    daemon = module("k8s_rollout", {**args, "kind": "DaemonSet"})
+    assert daemon["failed"] and "no replica count" in daemon["msg"]
+
+
 def sre_testlib_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
 

@@ -47,4 +47,5 @@ def test_no_playbook_prints_or_returns_a_secret(scenario, secret_laden_namespace
             diff=True, env={"ANSIBLE_VERBOSITY": "3"})
         text = str(report) + err
         assert "lab-k8s" in text, text[-3000:]
-        assert CANARY not in text, f"{scenario} (check={check}) leaked:\n" + sre_testlib.leaks(text, CANARY)
+        assert CANARY not in text, (f"{scenario} (check={check}) leaked in tasks {sre_testlib.leaking_tasks(report, CANARY)}:\n"
+                                    + sre_testlib.leaks(text, CANARY))

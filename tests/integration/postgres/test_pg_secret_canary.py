@@ -48,4 +48,4 @@ def test_db_exhaustion_never_prints_a_secret(mode, canary_sessions):
     text = str(report) + err
     assert "lab-postgres" in text, text[-3000:]
     for secret in (CANARY, sre_testlib.lab_var("lab_pg_password"), sre_testlib.lab_var("lab_pg_app_password")):
-        assert secret not in text, sre_testlib.leaks(text, secret)
+        assert secret not in text, str(sre_testlib.leaking_tasks(report, secret)) + "\n" + sre_testlib.leaks(text, secret)

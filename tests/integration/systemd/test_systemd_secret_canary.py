@@ -22,4 +22,4 @@ def test_service_down_never_prints_a_secret(lab_host, transient_units):
             extra_vars={"target": lab_host.name, "service_down_units": [unit]})
         text = str(report) + err
         assert lab_host.name in text, text[-3000:]
-        assert CANARY not in text, sre_testlib.leaks(text, CANARY)
+        assert CANARY not in text, str(sre_testlib.leaking_tasks(report, CANARY)) + "\n" + sre_testlib.leaks(text, CANARY)
