@@ -710,3 +710,53 @@ def memory_quantity(size: float) -> str:
     if mib % 1024 == 0:
         return f"{mib // 1024}Gi"
     return f"{mib}Mi"
+
+
+# --------------------------------------------------------------------------- node drain
+
+MIRROR_POD = "kubernetes.io/config.mirror"
+
+
+def drain_plan(pods: list[dict[str, t.Any]], ignore_daemonsets: bool = True, delete_emptydir_data: bool = False,
+               force: bool = False) -> dict[str, list[str]]:
+    """How a drain treats each pod on a node, as ``kubectl drain`` does.
+
+    ``evict``: pods to evict (PodDisruptionBudgets apply); ``delete``: finished pods (nothing to
+    disrupt); ``terminating``: pods already marked for deletion - evicting them again achieves
+    nothing, and in a namespace being deleted the eviction is refused (403) forever;
+    ``daemonset`` / ``mirror``: pods a drain leaves (a DaemonSet ignores ``unschedulable``; a
+    mirror pod belongs to the kubelet); ``blocked``: why a pod cannot be moved (the caller
+    refuses before changing anything).
+    """
+    plan: dict[str, list[str]] = {"evict": [], "delete": [], "terminating": [], "daemonset": [], "mirror": [],
+                                  "blocked": []}
+    for pod in pods:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        where = f"{meta['namespace']}/{meta['name']}"
+        owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+        if MIRROR_POD in (meta.get("annotations") or {}):
+            plan["mirror"].append(where)
+        elif meta.get("deletionTimestamp"):
+            plan["terminating"].append(where)
+        elif (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            plan["delete"].append(where)
+        elif owner and owner.get("kind") == "DaemonSet":
+            if ignore_daemonsets:
+                plan["daemonset"].append(where)
+            else:
+                plan["blocked"].append(f"{where} is managed by the DaemonSet {owner.get('name')} "
+                                       "(set ignore_daemonsets to leave it)")
+        elif any("emptyDir" in volume for volume in spec.get("volumes") or []) and not delete_emptydir_data:
+            plan["blocked"].append(f"{where} has emptyDir data that the drain would delete "
+                                   "(set delete_emptydir_data to allow it)")
+        elif not owner and not force:
+            plan["blocked"].append(f"{where} is not managed by a controller, so nothing would recreate it "
+                                   "(set force to delete it anyway)")
+        else:
+            plan["evict"].append(where)
+    return plan
+
+
+def node_ready(node: dict[str, t.Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])

@@ -17,6 +17,7 @@ from k8s_integration import (
     deployment,
     get,
     kubectl,
+    nodes_all_schedulable,
     pods,
     rollout_done,
     wait_for,
@@ -124,6 +125,80 @@ def test_scale_sets_the_count_once_and_returns_no_object(namespace, auth):
     assert bad["failed"] and "needs replicas" in bad["msg"]
     daemon = module("k8s_rollout", {**args, "kind": "DaemonSet"})
     assert daemon["failed"] and "no replica count" in daemon["msg"]
+
+
+# ------------------------------------------------------------------------------ k8s_node_drain
+
+def test_node_drain_leaves_pods_already_terminating_and_a_second_run_changes_nothing(namespace, auth, failing_node):
+    # CI failure of 2026-12-02: a pod of a namespace being deleted sat Terminating on the dead node;
+    # evicting it is refused (HTTP 403, NamespaceTerminating) forever, so kubernetes.core.k8s_drain
+    # never finished, and on a second run it "evicted" the Terminating pods again (changed).
+    nodes_all_schedulable()
+    apply(deployment("web", namespace, replicas=3, spread=True))
+    rollout_done("web", namespace)
+    node = sorted(p["spec"]["nodeName"] for p in pods(namespace, "app=web"))[0]
+    doomed = f"{namespace}-gone"
+    kubectl("create", "namespace", doomed)
+    hold = "sre-runbooks.io/test-hold"
+    try:
+        # A finalizer keeps the pod Terminating once its namespace is deleted, as a dead kubelet does.
+        apply({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "old", "namespace": doomed, "finalizers": [hold],
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "old-1",
+                                                 "uid": "00000000-0000-0000-0000-000000000001"}]},
+               "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}})
+        failing_node(node)
+        wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "False"
+                             for c in get("node", node)["status"]["conditions"]), f"{node} to be NotReady")
+        kubectl("delete", "namespace", doomed, "--wait=false")
+        wait_for(lambda: get("pod", "old", doomed)["metadata"].get("deletionTimestamp")
+                 and get("namespace", doomed)["status"].get("phase") == "Terminating",
+                 "the namespace and its pod to be Terminating")
+        gone = [f"{doomed}/old"]
+        on_node = sorted(f"{namespace}/{p['metadata']['name']}" for p in pods(namespace, "app=web")
+                         if p["spec"]["nodeName"] == node)
+        args = {**auth, "name": node, "disruption_budget_timeout": 10, "retry_interval": 1, "wait_timeout": 1}
+
+        check = module("k8s_node_drain", args, check=True)
+        assert check["changed"] is True and check["cordoned"] is True, check
+        assert check["evicted"] == on_node, check
+        assert check["skipped"]["terminating"] == gone, (check["skipped"], gone)
+        assert not get("node", node)["spec"].get("unschedulable"), "check mode cordoned"
+        assert all(not p["metadata"].get("deletionTimestamp") for p in pods(namespace, "app=web")), "check mode evicted"
+
+        first = module("k8s_node_drain", args)
+        assert first["changed"] is True and first["cordoned"] is True and first["evicted"] == on_node, first
+        assert gone[0] in first["skipped"]["terminating"] and not first["ready"]
+        assert get("node", node)["spec"].get("unschedulable") is True
+        assert [a["action"] for a in first["actions"]] == ["cordon"] + ["evict pod"] * len(on_node)
+        # Only names and counts come back, never a pod object.
+        assert "containers" not in json.dumps(first)
+
+        second = module("k8s_node_drain", args)
+        assert second["changed"] is False and second["evicted"] == [] and second["cordoned"] is False, second
+        assert set(on_node) | set(gone) <= set(second["skipped"]["terminating"])
+    finally:
+        kubectl("patch", "pod", "old", "-n", doomed, "--type=json",
+                "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]', check=False)
+        kubectl("delete", "namespace", doomed, "--wait=false", check=False)
+
+
+def test_node_drain_names_what_it_cannot_move_before_cordoning(namespace, auth):
+    nodes_all_schedulable()
+    node = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pet", "namespace": namespace},
+           "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+                    "volumes": [{"name": "scratch", "emptyDir": {}}]}})
+    result = module("k8s_node_drain", {**auth, "name": node})
+    assert result["failed"] and result["changed"] is False, result
+    assert f"{namespace}/pet has emptyDir data" in result["msg"] and "nothing was changed" in result["msg"]
+    assert not get("node", node)["spec"].get("unschedulable"), "it cordoned before refusing"
+    forced = module("k8s_node_drain", {**auth, "name": node, "delete_emptydir_data": True}, check=True)
+    assert forced["failed"] and "not managed by a controller" in forced["msg"], forced
+    plan = module("k8s_node_drain", {**auth, "name": node, "delete_emptydir_data": True, "force": True}, check=True)
+    assert plan["changed"] is True and f"{namespace}/pet" in plan["evicted"], plan
+    missing = module("k8s_node_drain", {**auth, "name": "no-such-node"})
+    assert missing["failed"] and "not found" in missing["msg"]
 
 
 def sre_testlib_now() -> str:

@@ -269,3 +269,40 @@ def test_mask_log_masks_assignments_nested_behind_a_harmless_key():
     text = f"config: STRIPE_API_KEY={CANARY} mode=live\nurl postgresql://u:{CANARY}@db/x\nAuthorization: Bearer {CANARY}"
     masked = mask_log(text)
     assert CANARY not in masked and "mode=live" in masked and masked.count("\n") == 2
+
+
+# ------------------------------------------------------------------------------ drain_plan
+
+def _pod(name, owner=None, phase="Running", deleting=False, mirror=False, empty_dir=False):
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import MIRROR_POD  # noqa: PLC0415
+    meta = {"name": name, "namespace": "ns"}
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner, "name": "x", "controller": True}]
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-02T22:00:00Z"
+    if mirror:
+        meta["annotations"] = {MIRROR_POD: "abc"}
+    spec = {"volumes": [{"name": "tmp", "emptyDir": {}}]} if empty_dir else {}
+    return {"metadata": meta, "spec": spec, "status": {"phase": phase}}
+
+
+def test_drain_plan_sorts_every_kind_of_pod():
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import drain_plan  # noqa: PLC0415
+    plan = drain_plan([_pod("web", "ReplicaSet"), _pod("done", None, phase="Succeeded"),
+                       _pod("going", "ReplicaSet", deleting=True), _pod("going-unowned", None, deleting=True),
+                       _pod("agent", "DaemonSet"), _pod("static", None, mirror=True)])
+    assert plan == {"evict": ["ns/web"], "delete": ["ns/done"], "terminating": ["ns/going", "ns/going-unowned"],
+                    "daemonset": ["ns/agent"], "mirror": ["ns/static"], "blocked": []}
+
+
+@pytest.mark.parametrize(("pod", "options", "blocked"), [
+    (_pod("cache", "ReplicaSet", empty_dir=True), {}, "emptyDir data"),
+    (_pod("pet", None), {}, "not managed by a controller"),
+    (_pod("agent", "DaemonSet"), {"ignore_daemonsets": False}, "DaemonSet"),
+])
+def test_drain_plan_blocks_what_it_may_not_move_unless_allowed(pod, options, blocked):
+    from ansible_collections.sre.runbooks.plugins.module_utils._k8s import drain_plan  # noqa: PLC0415
+    plan = drain_plan([pod], **options)
+    assert plan["evict"] == [] and len(plan["blocked"]) == 1 and blocked in plan["blocked"][0]
+    allowed = drain_plan([pod], delete_emptydir_data=True, force=True)
+    assert not allowed["blocked"]
