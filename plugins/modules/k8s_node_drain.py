@@ -119,8 +119,8 @@ deleted:
   returned: always
   type: list
   elements: str
-skipped:
-  description: Pods left on the node, by why (daemonset, mirror, terminating).
+left_alone:
+  description: Pods the drain leaves on the node, by why (daemonset, mirror, terminating - already marked for deletion).
   returned: always
   type: dict
 blocked:
@@ -170,7 +170,7 @@ class Drain:
         self.changed = False
         self.actions = []
         self.result = {"node": self.node, "ready": False, "cordoned": False, "evicted": [], "deleted": [],
-                       "skipped": {"daemonset": [], "mirror": [], "terminating": []}, "blocked": [],
+                       "left_alone": {"daemonset": [], "mirror": [], "terminating": []}, "blocked": [],
                        "remaining": [], "actions": self.actions}
 
     def fail(self, msg):
@@ -215,7 +215,7 @@ class Drain:
                 return None
             if exc.status == 403 and (exc.reason == NAMESPACE_TERMINATING or "being terminated" in str(exc)):
                 # kubectl's rule: the namespace controller deletes the pod; an eviction never will.
-                self.result["skipped"]["terminating"].append(where)
+                self.result["left_alone"]["terminating"].append(where)
                 return None
             raise
         self.changed = True
@@ -238,7 +238,7 @@ class Drain:
         pods = self.pods() if p["state"] == "drain" else []
         plan = drain_plan(pods, p["ignore_daemonsets"], p["delete_emptydir_data"], p["force"])
         for why in ("daemonset", "mirror", "terminating"):
-            self.result["skipped"][why] = plan[why]
+            self.result["left_alone"][why] = plan[why]
         if plan["blocked"]:
             self.result["blocked"] = plan["blocked"]
             self.fail(f"the drain of {self.node} would be refused, nothing was changed: " + "; ".join(plan["blocked"]))
@@ -299,7 +299,7 @@ class Drain:
         r = self.result
         verb = {"would": ("would evict", "would delete"), "": ("evicted", "deleted")}[mood]
         parts = [f"{verb[0]} {len(r['evicted'])} pods", f"{verb[1]} {len(r['deleted'])} finished pods"]
-        left = [f"{len(v)} {k}" for k, v in r["skipped"].items() if v]
+        left = [f"{len(v)} {k}" for k, v in r["left_alone"].items() if v]
         if left:
             parts.append("left " + ", ".join(left))
         if r["remaining"]:

@@ -162,13 +162,13 @@ def test_node_drain_leaves_pods_already_terminating_and_a_second_run_changes_not
         check = module("k8s_node_drain", args, check=True)
         assert check["changed"] is True and check["cordoned"] is True, check
         assert check["evicted"] == on_node, check
-        assert check["skipped"]["terminating"] == gone, (check["skipped"], gone)
+        assert check["left_alone"]["terminating"] == gone, (check["left_alone"], gone)
         assert not get("node", node)["spec"].get("unschedulable"), "check mode cordoned"
         assert all(not p["metadata"].get("deletionTimestamp") for p in pods(namespace, "app=web")), "check mode evicted"
 
         first = module("k8s_node_drain", args)
         assert first["changed"] is True and first["cordoned"] is True and first["evicted"] == on_node, first
-        assert gone[0] in first["skipped"]["terminating"] and not first["ready"]
+        assert gone[0] in first["left_alone"]["terminating"] and not first["ready"]
         assert get("node", node)["spec"].get("unschedulable") is True
         assert [a["action"] for a in first["actions"]] == ["cordon"] + ["evict pod"] * len(on_node)
         # Only names and counts come back, never a pod object.
@@ -176,7 +176,7 @@ def test_node_drain_leaves_pods_already_terminating_and_a_second_run_changes_not
 
         second = module("k8s_node_drain", args)
         assert second["changed"] is False and second["evicted"] == [] and second["cordoned"] is False, second
-        assert set(on_node) | set(gone) <= set(second["skipped"]["terminating"])
+        assert set(on_node) | set(gone) <= set(second["left_alone"]["terminating"])
     finally:
         kubectl("patch", "pod", "old", "-n", doomed, "--type=json",
                 "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]', check=False)

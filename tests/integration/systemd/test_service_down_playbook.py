@@ -51,8 +51,8 @@ def test_down_units_are_restarted_then_a_second_run_changes_nothing(lab_host, la
     result = record(report, lab_host.name)
     assert result["outcome"] == "healed"
     assert result["restarted"] == ["postgresql@15-main.service", "nginx.service"]
-    assert result["before"]["nginx.service"]["probe_ok"] is False
-    assert result["after"]["nginx.service"]["probe_ok"] is True
+    assert result["before"]["nginx.service"]["probe"]["ok"] is False
+    assert result["after"]["nginx.service"]["probe"]["ok"] is True
     assert lab_host.unit("nginx.service", "ActiveState") == "active"
     assert lab_host.sh("curl -fsS -o /dev/null -w '%{http_code}' http://127.0.0.1/").stdout == "200"
     assert lab_host.sh("runuser -u postgres -- psql -XtAc 'select 1'").stdout.strip() == "1"
@@ -70,7 +70,7 @@ def test_a_hung_service_with_an_active_unit_is_found_by_its_probe(lab_host, lab_
     assert rc == 0, stderr
     result = record(report, lab_host.name)
     assert result["before"]["nginx.service"]["active_state"] == "active"
-    assert result["before"]["nginx.service"]["probe_ok"] is False
+    assert result["before"]["nginx.service"]["probe"]["ok"] is False
     assert result["restarted"] == ["nginx.service"]
     assert lab_host.sh("curl -fsS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1/").stdout == "200"
 
