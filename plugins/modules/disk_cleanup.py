@@ -183,6 +183,11 @@ rules_skipped:
   returned: always
   type: list
   elements: str
+rules_missing:
+  description: Rule directories this host does not have (nothing to clean there; check for a typo).
+  returned: always
+  type: list
+  elements: str
 actions:
   description: What was done, one record per file (C(timestamp), C(action), C(target), C(result), C(bytes), C(rule), C(reason)).
   returned: always
@@ -249,12 +254,19 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     if p["max_files"] < 1:
         module.fail_json(msg="max_files must be at least 1")
+    missing = []
     for rule in rules:
+        if not os.path.lexists(rule.root):
+            missing.append(rule.root)
+            continue
         problem = _disk.check_rule(rule)
         if problem is None and not os.path.isdir(rule.root):
             problem = f"path {rule.root} is not a directory on this host"
         if problem:
             module.fail_json(msg=f"rules: {problem}")
+    # A directory this host does not have holds nothing to clean; it is reported, not an error,
+    # so one rule set serves a fleet.
+    rules = [r for r in rules if r.root not in missing]
 
     rules, skipped = _disk.on_mounts(rules, p["only_on_mounts"], _host.mount_of)
     journal_dir = next((d for d in JOURNAL_DIRS if os.path.isdir(d)), None)
@@ -273,6 +285,7 @@ def main() -> None:
     now = _disk.now()
     scans = [_disk.scan_rule(rule, now, holders, deleted) for rule in rules]
     result = dict(changed=False, planned=[], planned_bytes=0, over_cap=[], rules_skipped=skipped,
+                  rules_missing=missing,
                   kept={s["path"]: s["kept"] for s in scans}, actions=[], bytes_freed=0, files_changed=0, errors=[])
     try:
         plan = _disk.plan_cleanup(scans, p["max_files"], max_bytes, p["cap_mode"])
