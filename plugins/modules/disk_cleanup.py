@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: disk_cleanup
 short_description: Free disk space by rules - old files deleted or compressed, open files truncated, the journal vacuumed
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runbook 003 "Disk space issues" (prune old logs, delete backups older than 7 days) as a
     desired state - no file matching a rule is older than its O(rules[].min_age), beyond the

@@ -51,21 +51,21 @@ options:
         C(du -x) a human runs next. On a big filesystem this takes a while.
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.1.0
   full_used_percent:
     description: A mount is full at this use percentage (as C(df) shows it) or more.
     type: float
     default: 90
-    version_added: 0.2.0
+    version_added: 0.1.0
   full_min_free:
     description: A mount is full with less free space than this (V(500M), V(2G)). Default is no such limit.
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   full_inodes_percent:
     description: A mount is full at this inode use percentage or more.
     type: float
     default: 90
-    version_added: 0.2.0
+    version_added: 0.1.0
   top_processes:
     description: How many processes to list by memory and by CPU. V(0) skips the process table.
     type: int
@@ -156,7 +156,7 @@ disk_verdict:
   description: Which mounts are full, by O(full_used_percent), O(full_min_free) and O(full_inodes_percent).
   returned: always
   type: dict
-  version_added: 0.2.0
+  version_added: 0.1.0
   contains:
     healthy: {description: No mount is full., type: bool}
     act: {description: Some mount is full., type: bool}

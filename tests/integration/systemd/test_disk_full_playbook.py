@@ -22,6 +22,7 @@ DRILL_VARS = yaml.safe_load((DRILL / "molecule.yml").read_text())["provisioner"]
 DISK = DRILL_VARS["drill_disk"]
 UNIT = "sre-it-disk-filler"
 READY = "/run/sre-it-disk-filler.json"
+CANARY = "Canary-df-0b5e55ed"
 RECORD = "sre.runbooks.disk_full : Record | structured result for the incident timeline"
 FILLED = {"backups/db-new.sql.gz", "backups/db-old.sql.gz", "log/app.log", "log/app.log.1", "log/app.log.2",
           "log/app.log.3"}
@@ -78,7 +79,10 @@ def full_disk(lab_host, healthy_disk):
     """/srv/disk at 100 %, held full by a transient unit; emptied afterwards, whatever the test did."""
     code = base64.b64encode(FILLER.read_bytes()).decode()
     lab_host.sh(f"echo {code} | base64 -d > /usr/local/bin/{UNIT} && chmod 0755 /usr/local/bin/{UNIT}")
-    lab_host.sh(f"systemd-run --unit={UNIT} --collect /usr/local/bin/{UNIT} {DISK} {READY}")
+    # The holder carries a secret on its command line and in its environment, as careless
+    # services do: the runbook names holders of open files and must not print it.
+    lab_host.sh(f"systemd-run --unit={UNIT} --collect --setenv=DB_PASSWORD={CANARY} "
+                f"/usr/local/bin/{UNIT} {DISK} {READY} --password={CANARY}")
     lab_host.sh(f"for i in $(seq 600); do [ -f {READY} ] && break; sleep 0.2; done; test -f {READY}", timeout=180)
     ready = json.loads(lab_host.sh(f"cat {READY}").stdout)
     # The fault is really there.
@@ -206,3 +210,15 @@ def test_cleanup_never_follows_a_symlink_out_of_its_directory(lab_host, healthy_
         assert refused["failed"] and "is a symlink" in refused["msg"]
     finally:
         lab_host.sh("rm -rf /var/tmp/sre-it-precious", check=False)
+
+
+def test_disk_full_secret_canary(lab_host, full_disk):
+    """At -vvv, in check mode and for real, the holder's secret appears in no output."""
+    for check in (True, False):
+        rc, report, err = sre_testlib.run_playbook(
+            PLAYBOOK, check=check, diff=True, env={"ANSIBLE_VERBOSITY": "3"},
+            extra_vars={"target": lab_host.name, **playbook_vars()})
+        text = str(report) + err
+        assert rc == 0, err[-3000:]
+        assert "debug.log" in text and lab_host.name in text, text[-3000:]
+        assert CANARY not in text, sre_testlib.leaks(text, CANARY)
