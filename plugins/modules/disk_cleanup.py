@@ -153,15 +153,15 @@ planned:
   type: list
   elements: dict
   contains:
-    path: {description: The file (for a deleted file, the name it had)., type: str}
+    path: {description: "The file (for a deleted file, the name it had).", type: str}
     action: {description: "V(delete), V(compress), V(truncate) or V(journal_vacuum).", type: str}
-    bytes: {description: Disk space it holds (allocated blocks; for the journal, the most vacuuming can free)., type: int}
+    bytes: {description: "Disk space it holds (allocated blocks; for the journal, the most vacuuming can free).", type: int}
     size: {description: Its apparent size., type: int}
     age_seconds: {description: Seconds since it was last modified., type: float}
     rule: {description: The rule directory that matched it., type: str}
     deleted: {description: True for a file deleted but still held open., type: bool}
-    holders: {description: The processes holding it open (C(pid), C(fd), C(name))., type: list}
-    reason: {description: Why it was chosen, and why this action., type: str}
+    holders: {description: "The processes holding it open (C(pid), C(fd), C(name)).", type: list, elements: dict}
+    reason: {description: "Why it was chosen, and why this action.", type: str}
   sample:
     - {path: /var/log/app/app.log.3, action: delete, bytes: 10485760, size: 10485760, age_seconds: 864000.0,
        rule: /var/log/app, deleted: false, holders: [], reason: older than 604800s}

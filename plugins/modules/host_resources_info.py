@@ -160,7 +160,7 @@ disk_verdict:
   contains:
     healthy: {description: No mount is full., type: bool}
     act: {description: Some mount is full., type: bool}
-    full_mounts: {description: The full mount points, fullest first., type: list, elements: str}
+    full_mounts: {description: "The full mount points, fullest first.", type: list, elements: str}
     full:
       description: The full mounts with C(mount), C(device), C(fstype), C(used_percent), C(available_bytes),
         C(inodes_used_percent) and C(reasons).

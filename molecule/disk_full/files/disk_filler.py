@@ -25,7 +25,7 @@ def write_file(path, size, age_days=0.0, text=True):
     with open(path, "wb") as fh:
         if text:
             chunk = line * (MIB // len(line) + 1)
-            for _ in range(size // MIB):
+            for _chunk in range(size // MIB):
                 fh.write(chunk[:MIB])
         else:
             fh.write(os.urandom(size))

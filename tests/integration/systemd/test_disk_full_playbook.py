@@ -119,8 +119,8 @@ def test_check_mode_lists_what_would_go_with_sizes_and_changes_nothing(lab_host,
     by_path = {p["path"]: p for p in result["planned"]}
     assert by_path[f"{DISK}/backups/db-old.sql.gz"]["bytes"] == 12 * 2**20
     assert by_path[f"{DISK}/log/debug.log"]["size"] == full_disk["deleted_open_bytes"]
-    assert {a["result"] for a in result["actions"]} == {"would delete (check mode)", "would truncate (check mode)",
-                                                          "would compress (check mode)"}
+    assert {a["result"] for a in result["actions"]} == {
+        "would delete (check mode)", "would truncate (check mode)", "would compress (check mode)"}
     assert files(lab_host) == before and used_percent(lab_host) == 100
     assert deleted_open_size(lab_host) == full_disk["deleted_open_bytes"]
 
@@ -222,3 +222,14 @@ def test_disk_full_secret_canary(lab_host, full_disk):
         assert rc == 0, err[-3000:]
         assert "debug.log" in text and lab_host.name in text, text[-3000:]
         assert CANARY not in text, sre_testlib.leaks(text, CANARY)
+
+
+def test_no_fault_control_another_scenarios_fault_is_left_alone(lab_host, healthy_disk, lab_services_restored):
+    """nginx killed (service_down's fault): disk_full finds no full disk and touches nothing."""
+    lab_host.sh("systemctl kill --signal=SIGKILL nginx.service")
+    assert lab_host.wait_unit("nginx.service", ("failed", "inactive")) in ("failed", "inactive")
+    rc, report, stderr = run(lab_host)
+    assert rc == 0, stderr
+    assert changed_tasks(report, lab_host.name) == []
+    assert record(report, lab_host.name)["outcome"] == "no action needed"
+    assert lab_host.unit("nginx.service", "ActiveState") in ("failed", "inactive")

@@ -327,7 +327,11 @@ def test_compress_refuses_to_overwrite_and_records_the_failure(tmp_path):
 
 def test_a_failed_compression_leaves_no_temporary_file(tmp_path, monkeypatch):
     make(tmp_path / "app.log.1", age_days=10)
-    monkeypatch.setattr(_disk.os, "rename", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_disk.os, "rename", no_space)
     done = _disk.execute(planned_for(tmp_path, action="compress"), check_mode=False)
     assert done["errors"] == ["compress " + str(tmp_path / "app.log.1") + ": No space left on device"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log.1"]
