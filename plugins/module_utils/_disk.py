@@ -60,6 +60,14 @@ def human(size: int | float | None) -> str:
     return f"{value:.1f}T"  # pragma: no cover
 
 
+def duration_text(seconds: float) -> str:
+    """604800 -> '7d', 5400 -> '90m', 0 -> '0s': the largest unit that divides it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 # ---------------------------------------------------------------------------------------------
 # Which mounts are full
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +263,7 @@ def scan_rule(rule: Rule, now: float, open_by_inode: dict[tuple[int, int], list[
     empty = 0
     for f in old:
         action = rule.action
-        reason = f"older than {int(rule.min_age_seconds)}s"
+        reason = f"older than {duration_text(rule.min_age_seconds)}"
         if f["holders"]:
             action = "truncate"
             reason += f"; open by {_holders_text(f['holders'])}: truncated, deleting would free nothing"
