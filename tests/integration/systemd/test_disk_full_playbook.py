@@ -233,3 +233,26 @@ def test_no_fault_control_another_scenarios_fault_is_left_alone(lab_host, health
     assert changed_tasks(report, lab_host.name) == []
     assert record(report, lab_host.name)["outcome"] == "no action needed"
     assert lab_host.unit("nginx.service", "ActiveState") in ("failed", "inactive")
+
+
+def test_journal_vacuum_on_the_hosts_real_journal(lab_host):
+    """journalctl --disk-usage and --vacuum-size on the host's journald: check mode lists the
+    vacuum with the journal's size; a real run reports a change only for bytes really freed
+    (journald keeps its active files, and may archive one between two runs: then, and only
+    then, the second run frees something too)."""
+    usage = lab_host.sh("journalctl --disk-usage").stdout
+    assert "take up" in usage, usage
+    preview = lab_host.module("disk_cleanup", {"journal_vacuum_size": "1K"}, check=True)
+    assert preview.get("failed") is not True, preview
+    [planned] = preview["planned"]
+    assert planned["action"] == "journal_vacuum" and planned["size"] > 1024 and preview["changed"] is True
+    assert planned["path"] in ("/var/log/journal", "/run/log/journal")
+    first = lab_host.module("disk_cleanup", {"journal_vacuum_size": "1K"})
+    assert first.get("failed") is not True, first
+    assert all(a["result"] == "done" and a["bytes"] > 0 for a in first["actions"])
+    second = lab_host.module("disk_cleanup", {"journal_vacuum_size": "1K"})
+    assert second.get("failed") is not True, second
+    assert second["changed"] is bool(second["actions"]) and all(a["bytes"] > 0 for a in second["actions"]), second
+    # A journal under the limit is not touched at all.
+    roomy = lab_host.module("disk_cleanup", {"journal_vacuum_size": "100G"}, check=True)
+    assert roomy["planned"] == [] and roomy["changed"] is False
