@@ -45,6 +45,27 @@ options:
     description: How many entries to return per path in O(largest_dirs_under).
     type: int
     default: 5
+  largest_dirs_of_full:
+    description:
+      - Also return the largest entries of every full mount (RV(disk_verdict.full_mounts)), the
+        C(du -x) a human runs next. On a big filesystem this takes a while.
+    type: bool
+    default: false
+    version_added: 0.1.0
+  full_used_percent:
+    description: A mount is full at this use percentage (as C(df) shows it) or more.
+    type: float
+    default: 90
+    version_added: 0.1.0
+  full_min_free:
+    description: A mount is full with less free space than this (V(500M), V(2G)). Default is no such limit.
+    type: str
+    version_added: 0.1.0
+  full_inodes_percent:
+    description: A mount is full at this inode use percentage or more.
+    type: float
+    default: 90
+    version_added: 0.1.0
   top_processes:
     description: How many processes to list by memory and by CPU. V(0) skips the process table.
     type: int
@@ -131,6 +152,28 @@ disks:
   sample:
     - {mount: /, device: overlay, fstype: overlay, size_bytes: 12645642240, used_bytes: 2097152,
        available_bytes: 12643545088, used_percent: 0.0, inodes_total: 3086338, inodes_used: 44, inodes_used_percent: 0.0}
+disk_verdict:
+  description: Which mounts are full, by O(full_used_percent), O(full_min_free) and O(full_inodes_percent).
+  returned: always
+  type: dict
+  version_added: 0.1.0
+  contains:
+    healthy: {description: No mount is full., type: bool}
+    act: {description: Some mount is full., type: bool}
+    full_mounts: {description: "The full mount points, fullest first.", type: list, elements: str}
+    full:
+      description: The full mounts with C(mount), C(device), C(fstype), C(used_percent), C(available_bytes),
+        C(inodes_used_percent) and C(reasons).
+      type: list
+      elements: dict
+    summary: {description: One line for a human., type: str}
+  sample:
+    healthy: false
+    act: true
+    full_mounts: [/srv/disk]
+    full: [{mount: /srv/disk, device: tmpfs, fstype: tmpfs, used_percent: 100.0, available_bytes: 0,
+            inodes_used_percent: 0.1, reasons: ["100.0% used (limit 90.0%)"]}]
+    summary: "full: /srv/disk 100.0% used (limit 90.0%)"
 largest_dirs:
   description: For each path of O(largest_dirs_under), its largest entries, biggest first.
   returned: always
@@ -199,7 +242,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.runbooks.plugins.module_utils import _host
+from ansible_collections.sre.runbooks.plugins.module_utils import _disk, _host
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_iso
 
 
@@ -209,6 +252,10 @@ def main() -> None:
             mounts=dict(type="list", elements="path"),
             largest_dirs_under=dict(type="list", elements="path", default=[]),
             largest_dirs_count=dict(type="int", default=5),
+            largest_dirs_of_full=dict(type="bool", default=False),
+            full_used_percent=dict(type="float", default=90),
+            full_min_free=dict(type="str"),
+            full_inodes_percent=dict(type="float", default=90),
             top_processes=dict(type="int", default=10),
             cpu_sample_seconds=dict(type="float", default=0.5),
             oom_since=dict(type="str", default="24h"),
@@ -223,8 +270,12 @@ def main() -> None:
         module.fail_json(msg="cpu_sample_seconds must be between 0 and 10")
     try:
         oom_since = parse_duration(params["oom_since"], "oom_since")
+        full_min_free = _disk.parse_size(params["full_min_free"], "full_min_free") if params["full_min_free"] else 0
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    for option in ("full_used_percent", "full_inodes_percent"):
+        if not 0 < params[option] <= 100:
+            module.fail_json(msg=f"{option} must be more than 0 and at most 100")
 
     checked_at = utc_iso()
     try:
@@ -242,10 +293,15 @@ def main() -> None:
         mounts = [m for m in mounts if m["mount"] in wanted]
     disks = [d for d in (_host.disk_usage(m) for m in mounts) if d is not None]
 
+    verdict = _disk.full_disks(disks, params["full_used_percent"], full_min_free, params["full_inodes_percent"])
+
     largest = []
-    if params["largest_dirs_under"]:
+    wanted_dirs = list(params["largest_dirs_under"])
+    if params["largest_dirs_of_full"]:
+        wanted_dirs += [m for m in verdict["full_mounts"] if m not in wanted_dirs]
+    if wanted_dirs:
         du = module.get_bin_path("du", required=True)
-        for path in params["largest_dirs_under"]:
+        for path in wanted_dirs:
             if not os.path.isdir(path):
                 module.fail_json(msg=f"largest_dirs_under: {path} is not a directory on this host")
             mount = _host.mount_of(path)
@@ -259,7 +315,7 @@ def main() -> None:
     oom = _host.kernel_oom_kills(module.run_command, module.get_bin_path("journalctl"), oom_since)
     oom["kills_since_boot"] = _host.oom_kill_counter()
 
-    module.exit_json(changed=False, disks=disks, largest_dirs=largest, load=_host.load_average(),
+    module.exit_json(changed=False, disks=disks, disk_verdict=verdict, largest_dirs=largest, load=_host.load_average(),
                      processes=processes, oom=oom, checked_at=checked_at, **result)
 
 
