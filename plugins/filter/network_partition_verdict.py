@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: network_partition_verdict
 short_description: Name the cut dependency and the side of the path that is cut, from the probes of every host and the controller
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the registered results of C(sre.runbooks.net_probe) run on every host of the play
     (a mapping host -> result) and, optionally, on the controller, and classifies each
