@@ -101,7 +101,7 @@ options:
   resolver_units:
     description:
       - systemd units that resolve names on this machine, whose state is returned in
-        RV(resolver.units) (V([]) to skip). A unit that does not exist is reported as such.
+        RV(resolver) (its C(units)) (V([]) to skip). A unit that does not exist is reported as such.
     type: list
     elements: str
     default: [systemd-resolved.service]

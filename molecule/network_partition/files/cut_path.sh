@@ -18,7 +18,11 @@ priority=1000
 [[ -s "$pidfile" ]] || { echo "$0: no $pidfile: is the lab host running?" >&2; exit 1; }
 nspawn="$(cat "$pidfile")"
 [[ "$(cat "/proc/$nspawn/comm" 2>/dev/null)" == systemd-nspawn ]] || { echo "$0: $nspawn is not systemd-nspawn" >&2; exit 1; }
-leader="$(awk '{ print $1 }' "/proc/$nspawn/task/$nspawn/children")"
+if [[ -r "/proc/$nspawn/task/$nspawn/children" ]]; then
+  leader="$(awk '{ print $1 }' "/proc/$nspawn/task/$nspawn/children")"
+else
+  leader="$(ps -o pid= --ppid "$nspawn" | awk 'NR == 1 { print $1 }')"
+fi
 [[ -n "$leader" ]] || { echo "$0: systemd-nspawn $nspawn has no child (container init)" >&2; exit 1; }
 if [[ "$(readlink "/proc/$leader/ns/net")" == "$(readlink /proc/self/ns/net)" ]]; then
   echo "$0: PID $leader shares this machine's network namespace; refusing to add a rule here" >&2

@@ -105,9 +105,11 @@ def changed_tasks(report, host):
             if task["hosts"].get(host, {}).get("changed")]
 
 
-def run(lab_host, dependencies, **kw):
-    return sre_testlib.run_playbook(PLAYBOOK, extra_vars={"target": lab_host.name,
-                                                          "network_partition_dependencies": dependencies}, **kw)
+def run(lab_host, dependencies, controller_dependencies=None, **kw):
+    extra = {"target": lab_host.name, "network_partition_dependencies": dependencies}
+    if controller_dependencies is not None:
+        extra["network_partition_controller_dependencies"] = controller_dependencies
+    return sre_testlib.run_playbook(PLAYBOOK, extra_vars=extra, **kw)
 
 
 def test_net_probe_on_the_host_names_each_failure(lab_host, dependency):
@@ -165,12 +167,14 @@ def test_no_fault_control_other_scenarios_fault_changes_nothing(lab_host, depend
 
 def test_playbook_names_the_cut_dependency_and_the_hosts_side(lab_host, dependency):
     address, port = dependency["address"], dependency["port"]
+    # ssh-self is the host's own name: the controller does not probe it.
     dependencies = deps(dependency) + [{"name": "ssh-self", "host": lab_host.name, "port": 22}]
+    controller = deps(dependency)
     with path_cut(lab_host, address, port):
         # --tags assess and --check: read-only, report only, green.
-        rc_assess, assess, stderr_assess = run(lab_host, dependencies, tags="assess")
-        rc_check, check, stderr_check = run(lab_host, dependencies, check=True)
-        rc, report, stderr = run(lab_host, dependencies)
+        rc_assess, assess, stderr_assess = run(lab_host, dependencies, controller, tags="assess")
+        rc_check, check, stderr_check = run(lab_host, dependencies, controller, check=True)
+        rc, report, stderr = run(lab_host, dependencies, controller)
     assert rc_assess == 0, stderr_assess
     assert rc_check == 0, stderr_check
     for rep in (assess, check, report):
@@ -189,7 +193,7 @@ def test_playbook_names_the_cut_dependency_and_the_hosts_side(lab_host, dependen
     assert f"{lab_host.name} cannot reach upstream" in result["verdict"]
     assert f"{lab_host.name}'s side of the path is cut" in result["verdict"]
     # Restored: healthy again, from the same playbook.
-    rc, report, stderr = run(lab_host, dependencies)
+    rc, report, stderr = run(lab_host, dependencies, controller)
     assert rc == 0, stderr
     assert record(report, lab_host.name)["outcome"] == "no action needed"
 
