@@ -68,3 +68,33 @@ def test_missing_namespace_access_fails_with_the_target(auth):
     result = sre_testlib.run_module("k8s_network_info", {**auth, "kubeconfig": "/nonexistent/kubeconfig",
                                                          "namespace": "default"})
     assert result.get("failed") and "/nonexistent/kubeconfig" in result["msg"]
+
+
+def test_network_partition_playbook_on_kubernetes(auth, namespace, tmp_path):
+    """The same playbook on a cluster: healthy (no-fault control) changes nothing and passes; a
+    Service whose selector matches no pod is named, and the run fails for a human (report only)."""
+    from k8s_integration import changed_tasks, inventory, role_result
+
+    apply(deployment("api", namespace, replicas=1), service("api", namespace, "api"),
+          service("typo", namespace, "apii"))
+    rollout_done("api", namespace)
+    wait_for(lambda: endpoint_addresses("api", namespace)[0] == 1, "api endpoints to list the ready pod", 120)
+    playbook = sre_testlib.REPO / "playbooks" / "outage" / "network_partition.yml"
+
+    inv = inventory(tmp_path, namespace, network_partition_k8s_services=["api"])
+    rc, report, stderr = sre_testlib.run_playbook(playbook, inventory=inv, extra_vars={"target": "kubernetes"})
+    assert rc == 0, stderr
+    result = role_result(report, "network_partition_result")
+    assert result["outcome"] == "no action needed" and result["healthy"], result
+    assert result["verdict"].startswith("healthy, nothing to do") and changed_tasks(report) == []
+
+    inv = inventory(tmp_path, namespace, network_partition_k8s_services=["api", "typo"])
+    rc, report, stderr = sre_testlib.run_playbook(playbook, inventory=inv, extra_vars={"target": "kubernetes"},
+                                                  tags="assess")
+    assert rc == 0, stderr
+    assert role_result(report, "network_partition_result")["services_without_endpoints"] == ["typo"]
+    rc, report, stderr = sre_testlib.run_playbook(playbook, inventory=inv, extra_vars={"target": "kubernetes"})
+    assert rc != 0
+    result = role_result(report, "network_partition_result")
+    assert result["services_without_endpoints"] == ["typo"] and result["outcome"] == "failed"
+    assert "no pod matches the selector app=apii" in result["verdict"] and changed_tasks(report) == []
