@@ -36,6 +36,10 @@ def selector_matches(selector: t.Optional[dict[str, t.Any]], labels: t.Optional[
     return all(expression_matches(e, labels) for e in selector.get("matchExpressions") or [])
 
 
+def labels_of(obj: dict[str, t.Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
 def pod_ready(pod: dict[str, t.Any]) -> bool:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
@@ -57,8 +61,7 @@ def service_report(service: dict[str, t.Any], endpoints: t.Optional[dict[str, t.
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
     selector = spec.get("selector") or {}
     ready, not_ready = endpoint_counts(endpoints)
-    selected = [p for p in pods if selector and selector_matches({"matchLabels": selector},
-                                                                  (p.get("metadata") or {}).get("labels"))]
+    selected = [p for p in pods if selector and selector_matches({"matchLabels": selector}, labels_of(p))]
     ready_pods = [p for p in selected if pod_ready(p)]
     report = {"name": meta.get("name"), "type": spec.get("type") or "ClusterIP", "selector": selector,
               "ports": [{"port": p.get("port"), "target_port": p.get("targetPort"), "protocol": p.get("protocol")}
@@ -121,11 +124,10 @@ def network_report(services: t.Sequence[dict[str, t.Any]], endpoints: t.Sequence
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     reports = [service_report(by_name[n], endpoints_by_name.get(n), live) for n in names]
     if pod_selector is not None:
-        affected = [p for p in live if selector_matches(pod_selector, (p.get("metadata") or {}).get("labels"))]
+        affected = [p for p in live if selector_matches(pod_selector, labels_of(p))]
     else:
-        affected = [p for p in live if any(r["selector"] and selector_matches({"matchLabels": r["selector"]},
-                                                                               (p.get("metadata") or {}).get("labels"))
-                                           for r in reports)]
+        affected = [p for p in live
+                    if any(r["selector"] and selector_matches({"matchLabels": r["selector"]}, labels_of(p)) for r in reports)]
     selecting = [r for r in (policy_report(p, affected) for p in policies) if r]
     empty = [r["name"] for r in reports if r["no_ready_endpoints"]]
     isolating = [r["name"] for r in selecting if r["denies_all_ingress"] or r["denies_all_egress"]]

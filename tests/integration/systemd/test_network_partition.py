@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -229,3 +230,18 @@ def test_names_failing_on_the_host_only_without_a_resolver_unit_are_reported(lab
     assert result["cut"] == ["n0", "n1"]
     assert result["resolver"]["restart"] is None
     assert "no resolver unit" in result["resolver"]["reason"], result["resolver"]
+
+
+def test_secret_canary_credentials_in_a_probe_url_never_leave_the_run(lab_host, dependency):
+    """A dependency's http_url with credentials: the playbook at -vvv prints and records none of them."""
+    canary = "np-canary-Zq81xWv"
+    address, port = dependency["address"], dependency["port"]
+    url = f"http://probe:{canary}@{address}:{port}/"
+    dependencies = [{"name": "upstream", "host": address, "port": port, "http_url": url}]
+    rc, report, stderr = sre_testlib.run_playbook(
+        PLAYBOOK, extra_vars={"target": lab_host.name, "network_partition_dependencies": dependencies},
+        env={"ANSIBLE_VERBOSITY": "3"})
+    assert rc == 0, stderr
+    assert record(report, lab_host.name)["healthy"] is True
+    text = json.dumps(report) + stderr
+    assert canary not in text
