@@ -68,7 +68,7 @@ PLAYBOOK_BY_KIND: dict[str, str | None] = {
     "endpoint_down": None,
     "endpoint_slow": None,
     "host_memory": None,
-    "host_disk": None,
+    "host_disk": "disk_full",
     "host_load": None,
     "host_oom": None,
     "assessment_failed": None,

@@ -240,10 +240,16 @@ def test_unit_probe_failed_restart_loop_missing_and_oom():
 
 
 def test_host_pressure_alone_is_a_suspect_without_playbook():
-    v = run(host(mem=97, disk=95, load=3.0, kills=[{"name": "java"}]))
-    assert {f["kind"] for f in v["findings"]} == {"host_memory", "host_disk", "host_load", "host_oom"}
+    v = run(host(mem=97, load=3.0, kills=[{"name": "java"}]))
+    assert {f["kind"] for f in v["findings"]} == {"host_memory", "host_load", "host_oom"}
     assert v["suspected_component"] == "host/web1" and v["act"] is False
     assert "investigate" in v["summary"]
+
+
+def test_a_full_disk_points_at_disk_full():
+    v = run(host(disk=99))
+    assert {f["kind"] for f in v["findings"]} == {"host_disk"}
+    assert [n["path"] for n in v["next"]] == ["playbooks/outage/disk_full.yml"], v["next"]
 
 
 def test_host_pressure_on_the_same_host_is_context_of_the_unit():
