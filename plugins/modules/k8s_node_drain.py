@@ -32,6 +32,7 @@ attributes:
     description: Reports whether it would cordon and which pods it would evict or delete; changes nothing.
   diff_mode:
     support: none
+    description: The record of what changed is the C(actions) list.
   idempotent:
     support: full
     description: A cordoned node with nothing left to evict is V(changed=false).
@@ -234,7 +235,8 @@ class Drain:
         self.result["ready"] = node_ready(node)
         if p["state"] == "uncordon":
             changed = self.set_unschedulable(False, node)
-            self.finish(f"{'would uncordon' if changed and self.module.check_mode else 'uncordoned' if changed else 'already schedulable'} {self.node}")
+            verb = ("would uncordon" if self.module.check_mode else "uncordoned") if changed else "already schedulable"
+            self.finish(f"{verb} {self.node}")
         pods = self.pods() if p["state"] == "drain" else []
         plan = drain_plan(pods, p["ignore_daemonsets"], p["delete_emptydir_data"], p["force"])
         for why in ("daemonset", "mirror", "terminating"):
@@ -244,7 +246,8 @@ class Drain:
             self.fail(f"the drain of {self.node} would be refused, nothing was changed: " + "; ".join(plan["blocked"]))
         self.result["cordoned"] = self.set_unschedulable(True, node)
         if p["state"] == "cordon":
-            self.finish(f"{'would cordon' if self.result['cordoned'] and self.module.check_mode else 'cordoned' if self.result['cordoned'] else 'already cordoned'} {self.node}")
+            verb = ("would cordon" if self.module.check_mode else "cordoned") if self.result["cordoned"] else "already cordoned"
+            self.finish(f"{verb} {self.node}")
         if self.module.check_mode:
             self.result["evicted"], self.result["deleted"] = plan["evict"], plan["delete"]
             for where in plan["evict"]:

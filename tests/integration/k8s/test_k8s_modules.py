@@ -159,18 +159,21 @@ def test_node_drain_leaves_pods_already_terminating_and_a_second_run_changes_not
                          if p["spec"]["nodeName"] == node)
         args = {**auth, "name": node, "disruption_budget_timeout": 10, "retry_interval": 1, "wait_timeout": 1}
 
+        def ours(names):  # other tests' namespaces may still have pods on the node
+            return sorted(n for n in names if n.split("/")[0] in (namespace, doomed))
+
         check = module("k8s_node_drain", args, check=True)
         assert check["changed"] is True and check["cordoned"] is True, check
-        assert check["evicted"] == on_node, check
-        assert check["left_alone"]["terminating"] == gone, (check["left_alone"], gone)
+        assert ours(check["evicted"]) == on_node, check
+        assert ours(check["left_alone"]["terminating"]) == gone, (check["left_alone"], gone)
         assert not get("node", node)["spec"].get("unschedulable"), "check mode cordoned"
         assert all(not p["metadata"].get("deletionTimestamp") for p in pods(namespace, "app=web")), "check mode evicted"
 
         first = module("k8s_node_drain", args)
-        assert first["changed"] is True and first["cordoned"] is True and first["evicted"] == on_node, first
+        assert first["changed"] is True and first["cordoned"] is True and ours(first["evicted"]) == on_node, first
         assert gone[0] in first["left_alone"]["terminating"] and not first["ready"]
         assert get("node", node)["spec"].get("unschedulable") is True
-        assert [a["action"] for a in first["actions"]] == ["cordon"] + ["evict pod"] * len(on_node)
+        assert [a["action"] for a in first["actions"]] == ["cordon"] + ["evict pod"] * len(first["evicted"])
         # Only names and counts come back, never a pod object.
         assert "containers" not in json.dumps(first)
 

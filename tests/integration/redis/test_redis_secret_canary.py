@@ -21,5 +21,5 @@ def test_redis_unavailable_never_prints_the_password(fault, lab_nodes, tmp_path)
                                                    env={"ANSIBLE_VERBOSITY": "3"})
         text = str(report) + err
         assert "lab-redis" in text, text[-3000:]
-        assert lab_nodes.password not in text, (str(sre_testlib.leaking_tasks(report, lab_nodes.password)) + "\n"
-                                               + sre_testlib.leaks(text, lab_nodes.password))
+        leaked = str(sre_testlib.leaking_tasks(report, lab_nodes.password)) + "\n"
+        assert lab_nodes.password not in text, leaked + sre_testlib.leaks(text, lab_nodes.password)
