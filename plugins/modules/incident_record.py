@@ -120,9 +120,9 @@ record:
     duration_seconds: {description: finished - started., type: float}
     check_mode: {description: Whether the run was in check mode., type: bool}
     outcome: {description: The outcome (see the description)., type: str}
-    error: {description: Why the run failed, or null., type: str}
+    error: {description: "Why the run failed, or null.", type: str}
     verdict: {description: The decision in one sentence., type: str}
-    actions: {description: What was done and when, oldest first., type: list, elements: dict}
+    actions: {description: "What was done and when, oldest first.", type: list, elements: dict}
 """
 
 from ansible.module_utils.basic import AnsibleModule
