@@ -290,6 +290,9 @@ _MATCH_PREDICATES = """
     AND a.state = ANY(%(states)s)
     AND a.state_change <= now() - make_interval(
         secs => coalesce((%(min_age_by_state)s::jsonb ->> a.state)::float8, %(min_age)s))
+    AND (%(min_xact_age)s::float8 IS NULL
+         OR a.xact_start <= now() - make_interval(secs => %(min_xact_age)s::float8))
+    AND (%(only_pids)s::int[] IS NULL OR a.pid = ANY(%(only_pids)s::int[]))
     AND (%(databases)s::text[] IS NULL OR a.datname = ANY(%(databases)s))
     AND (%(users)s::text[] IS NULL OR a.usename = ANY(%(users)s))
     AND (%(applications)s::text[] IS NULL OR a.application_name = ANY(%(applications)s))
