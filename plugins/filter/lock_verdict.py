@@ -238,7 +238,8 @@ def lock_verdict(before: t.Any, min_transaction_age: t.Any = "1m", min_wait: t.A
     verdict["summary"] = verdict["reason"]
 
     if verdict["act"] and isinstance(cancelled, dict) and isinstance(after_cancel, dict):
-        done = {a.get("pid") for a in cancelled.get("actions") or [] if a.get("result") == "done"}
+        done = {a.get("pid") for a in cancelled.get("actions") or []
+                if a.get("result") in ("done", "still blocking after wait_timeout")}
         still = {r.get("pid") for r in (_tree(after_cancel) or []) if r.get("waiters")}
         verdict["escalate_pids"] = sorted(done & still)
         if verdict["escalate_pids"]:

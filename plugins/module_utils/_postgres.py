@@ -448,6 +448,10 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 STILL_PRESENT_SQL = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%(pids)s)"
+STILL_BLOCKING_SQL = """
+SELECT DISTINCT b.pid FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS b(pid)
+WHERE b.pid = ANY(%(pids)s)
+"""
 
 
 def resolve_other_database_relations(overview: dict[str, t.Any], connect_to) -> None:

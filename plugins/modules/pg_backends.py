@@ -142,6 +142,9 @@ options:
       - After terminating, wait up to this many seconds until the sessions are gone from
         C(pg_stat_activity), so a check right after the task sees the healed state.
         V(0) does not wait.
+      - After cancelling with O(blocking_only=true), wait as long until the cancelled sessions
+        block nobody (their transaction aborted and let go of its locks); one that still blocks
+        is reported as V(still blocking after wait_timeout) in RV(actions).
     type: float
     default: 5
 """
@@ -239,7 +242,7 @@ actions:
     action: {description: V(terminate) or V(cancel)., type: str}
     pid: {description: The backend., type: int}
     target: {description: "The server, as host:port or socket.", type: str}
-    result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout) or V(check mode).", type: str}
+    result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout), V(still blocking after wait_timeout) or V(check mode).", type: str}
 server:
   description:
     - Connection usage once the task is done (in check mode, as it is now), so the next
@@ -271,6 +274,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     PRIVILEGES_SQL,
+    STILL_BLOCKING_SQL,
     STILL_PRESENT_SQL,
     connect,
     connection_usage,
@@ -392,6 +396,18 @@ def wait_until_gone(conn, pids: list[int], timeout: float) -> set[int]:
     return remaining
 
 
+def wait_until_released(conn, pids: list[int], timeout: float) -> set[int]:
+    """After cancelling blockers: wait until none of ``pids`` blocks anyone; return those that still do."""
+    deadline = time.monotonic() + timeout
+    holding = set(pids)
+    while holding:
+        holding = {row["pid"] for row in query(conn, STILL_BLOCKING_SQL, dict(pids=list(holding)))}
+        if not holding or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return holding
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -443,6 +459,14 @@ def act(module, conn, result: dict, chosen: list, filters: dict, target: str, te
                 result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
             result["actions"].append(action_record(verb, target, outcome, pid=pid))
     result["changed"] = result["acted"] > 0
+    if not terminate and filters["blocking_only"] and signalled and module.params["wait_timeout"] > 0:
+        try:
+            holding = wait_until_released(conn, signalled, module.params["wait_timeout"])
+        except Exception as exc:
+            fail_after_actions(module, result, target, "waiting for the cancelled blockers to let go", exc)
+        for action in result["actions"]:
+            if action.get("pid") in holding and action["result"] == "done":
+                action["result"] = "still blocking after wait_timeout"
     if terminate and signalled and module.params["wait_timeout"] > 0:
         try:
             lingering = wait_until_gone(conn, signalled, module.params["wait_timeout"])
