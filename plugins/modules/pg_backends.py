@@ -459,7 +459,7 @@ def act(module, conn, result: dict, chosen: list, filters: dict, target: str, te
                 result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
             result["actions"].append(action_record(verb, target, outcome, pid=pid))
     result["changed"] = result["acted"] > 0
-    if not terminate and filters["blocking_only"] and signalled and module.params["wait_timeout"] > 0:
+    if not terminate and filters.get("blocking_only") and signalled and module.params["wait_timeout"] > 0:
         try:
             holding = wait_until_released(conn, signalled, module.params["wait_timeout"])
         except Exception as exc:
