@@ -10,7 +10,7 @@ version_added: 0.3.0
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
 description:
-  - Picks, from the blocking tree of M(sre.runbooks.pg_activity_info) (RV(sre.runbooks.pg_activity_info#module:lock_tree)), the root
+  - Picks, from the blocking tree of M(sre.runbooks.pg_activity_info) (its C(lock_tree)), the root
     blockers to act on, and how - never their waiters, never a blocker that is itself waiting.
   - "A root blocker is acted on only when every guard agrees: it is a client session (not
     replication, autovacuum or another background process), not a superuser's, not a prepared
@@ -19,7 +19,7 @@ description:
     transaction's locks go with it), idle-in-transaction ones are terminated (there is no
     statement to cancel). An idle session can block only through a session-level advisory lock;
     it is reported, never acted on."
-  - When more root blockers qualify than O(max_blockers), nothing is done (a guardrail: that many
+  - When more root blockers qualify than O(max_blockers), nothing is done (a guardrail - that many
     is not one stuck transaction); the reason says how to override it.
   - Each step adds to the same verdict; give what is known so far.
 options:
