@@ -85,7 +85,9 @@ _value:
       description: Why it acts or not.
       type: str
     blockers:
-      description: Every root blocker with C(pid), C(state), C(user), C(waiters), C(transaction_age_seconds), C(longest_wait_seconds), C(action) (V(cancel), V(terminate) or V(none)) and C(why).
+      description:
+        - Every root blocker with C(pid), C(state), C(user), C(waiters), C(transaction_age_seconds),
+          C(longest_wait_seconds), C(action) (V(cancel), V(terminate) or V(none)) and C(why).
       type: list
       elements: dict
     cancel_pids:

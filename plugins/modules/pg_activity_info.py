@@ -213,7 +213,10 @@ lock_tree:
     longest_wait_seconds: {description: Longest lock wait among them., type: float}
     waiting_modes: {description: Lock modes they wait for., type: list, elements: str}
     relations: {description: Relations involved (waited for or held)., type: list, elements: str}
-    sample_waiters: {description: "The five longest waiters: C(pid), C(user), C(application), C(wait_seconds), C(waiting_for), C(blocked_by), C(query).", type: list, elements: dict}
+    sample_waiters:
+      description: "The five longest waiters: C(pid), C(user), C(application), C(wait_seconds), C(waiting_for), C(blocked_by), C(query)."
+      type: list
+      elements: dict
 lock_summary:
   description: Counts of the lock waits.
   returned: success
@@ -223,7 +226,10 @@ lock_summary:
     root_blockers: {description: Entries in RV(lock_tree)., type: int}
     longest_wait_seconds: {description: The longest current lock wait; null when none., type: float}
     blocked_pids: {description: Every waiting session's PID., type: list, elements: int}
-    deadlocked_pids: {description: "Sessions waiting in a cycle with no root (a deadlock the server breaks after C(deadlock_timeout)).", type: list, elements: int}
+    deadlocked_pids:
+      description: "Sessions waiting in a cycle with no root (a deadlock the server breaks after C(deadlock_timeout))."
+      type: list
+      elements: int
     truncated: {description: More than 5000 sessions were involved and the tree is incomplete., type: bool}
   sample: {"blocked_sessions": 200, "root_blockers": 1, "longest_wait_seconds": 41.2, "blocked_pids": [4242], "deadlocked_pids": [], "truncated": false}
 database_sizes:

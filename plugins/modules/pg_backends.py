@@ -242,7 +242,10 @@ actions:
     action: {description: V(terminate) or V(cancel)., type: str}
     pid: {description: The backend., type: int}
     target: {description: "The server, as host:port or socket.", type: str}
-    result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout), V(still blocking after wait_timeout) or V(check mode).", type: str}
+    result:
+      description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout),
+        V(still blocking after wait_timeout) or V(check mode)."
+      type: str
 server:
   description:
     - Connection usage once the task is done (in check mode, as it is now), so the next

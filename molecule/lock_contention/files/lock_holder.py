@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """The drill's fault: an application that takes a row lock, leaves its transaction open (idle in
 transaction) and goes away, while WAITERS other sessions queue behind it.
 
-    lock_holder.py STATE_FILE WAITERS          (connection from PG* environment variables)
+    python3 lock_holder.py STATE_FILE WAITERS          (connection from PG* environment variables)
 
 Writes STATE_FILE once every waiter waits: {"pid": own PID, "blocker": backend PID, "waiters": [...]};
 rewrites it when every waiter has finished ({"finished": true, "errors": [...]}). Exits then, or
