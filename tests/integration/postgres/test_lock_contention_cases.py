@@ -46,7 +46,7 @@ def test_a_superuser_blocker_is_left_alone(sessions, admin, pg_lab):
     before = live_pids(admin)
     report, result = run(pg_lab)
     assert live_pids(admin) == before and changed_tasks(report) == []
-    assert result["outcome"] == "refused: see verdict"
+    assert result["outcome"] == "reported: refused by the guards (see verdict)"
     ours = [b for b in result["blockers"] if b["pid"] == blocker.pid]
     assert ours[0]["action"] == "none" and "superuser" in ours[0]["why"]
     assert all(sessions.blocked_by(w.pid) for w in waiters)
