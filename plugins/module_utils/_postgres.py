@@ -156,8 +156,8 @@ def query(conn, sql: str, args: t.Any = None) -> list[dict[str, t.Any]]:
 ACTIVITY_SQL = """
 WITH this_db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
 a AS (
-    SELECT pid, usename, datname, application_name, client_addr, state, backend_type,
-           wait_event_type, wait_event, query,
+    SELECT pid, usename, usesysid, datname, application_name, client_addr, state, backend_type,
+           wait_event_type, wait_event, query, xact_start,
            EXTRACT(EPOCH FROM now() - state_change) AS state_age,
            EXTRACT(EPOCH FROM now() - query_start) AS query_age,
            pg_blocking_pids(pid) AS blocked_by
@@ -211,6 +211,35 @@ SELECT json_build_object(
                  'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
                 FROM pg_locks l WHERE l.pid = h.pid AND l.granted AND l.relation IS NOT NULL) AS holding
       FROM a h WHERE h.pid IN (SELECT unnest(blocked_by) FROM a)) k),
+  'lock_graph', (SELECT coalesce(json_agg(g), '[]') FROM (
+      SELECT a.pid, a.blocked_by, a.usename AS user, a.datname AS database,
+             a.application_name AS application, a.state, a.backend_type,
+             coalesce(r.rolsuper, false) AS superuser,
+             round(EXTRACT(EPOCH FROM now() - a.xact_start)::numeric, 3) AS transaction_age_seconds,
+             round(a.state_age::numeric, 3) AS state_age_seconds,
+             left(a.query, %(query_limit)s) AS query,
+             -- waitstart (PostgreSQL 14+) read through jsonb, so older servers answer null
+             CASE WHEN cardinality(a.blocked_by) > 0 THEN round(EXTRACT(EPOCH FROM now() - coalesce(
+                 (SELECT min((to_jsonb(l) ->> 'waitstart')::timestamptz) FROM pg_locks l
+                  WHERE l.pid = a.pid AND NOT l.granted), now() - make_interval(secs => a.state_age)))::numeric, 3)
+             END AS wait_seconds,
+             CASE WHEN cardinality(a.blocked_by) > 0 THEN (SELECT json_agg(DISTINCT jsonb_build_object(
+                 'mode', l.mode, 'locktype', l.locktype,
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM this_db))
+                                   THEN l.relation::regclass::text END,
+                 'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database)))
+                FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) END AS waiting_for,
+             CASE WHEN a.pid IN (SELECT unnest(blocked_by) FROM a) THEN (SELECT json_agg(DISTINCT jsonb_build_object(
+                 'mode', l.mode, 'locktype', l.locktype,
+                 'relation', CASE WHEN l.relation IS NOT NULL AND l.database IN (0, (SELECT oid FROM this_db))
+                                   THEN l.relation::regclass::text END,
+                 'relation_oid', l.relation::int8, 'database', (SELECT datname FROM pg_database d WHERE d.oid = l.database),
+                 'advisory', CASE WHEN l.locktype = 'advisory' THEN concat_ws(':', l.classid, l.objid) END))
+                FROM pg_locks l WHERE l.pid = a.pid AND l.granted
+                  AND (l.locktype = 'advisory' OR (l.relation IS NOT NULL AND l.relation >= 16384))) END AS holding
+      FROM a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+      WHERE cardinality(a.blocked_by) > 0 OR a.pid IN (SELECT unnest(blocked_by) FROM a)
+      ORDER BY a.pid LIMIT %(graph_limit)s) g),
   'database_sizes', (SELECT coalesce(json_object_agg(datname, pg_database_size(oid)), '{}')
       FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')),
   'pg_stat_statements', to_regclass('pg_stat_statements') IS NOT NULL
@@ -247,10 +276,101 @@ def connection_usage(conn) -> dict[str, t.Any]:
     return _usage(row["client_backends"], row["max_connections"], row["reserved"])
 
 
+# Sessions read into the lock graph (waiters and blockers); more is a storm the report says is cut.
+LOCK_GRAPH_LIMIT = 5000
+# PIDs listed per root blocker (the counts are always complete).
+WAITER_PID_LIMIT = 1000
+# Waiters described in full per root blocker.
+WAITER_SAMPLE = 5
+
+
+def _float(value: t.Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def build_lock_tree(graph: list[dict[str, t.Any]], truncated: bool = False) -> tuple[list, dict]:
+    """The blocking tree from one read of pg_stat_activity + pg_blocking_pids: one entry per root
+    blocker (a session that blocks others and waits for nobody), with every session waiting
+    behind it directly or through a chain, their lock modes, relations and wait ages.
+
+    ``graph`` rows: pid, blocked_by, and the attributes of the session. A blocker with PID 0 is a
+    prepared transaction (pg_blocking_pids reports it so); sessions waiting in a cycle with no
+    root are a deadlock the server resolves by itself (deadlock_timeout) and are listed apart.
+    """
+    nodes = {row["pid"]: row for row in graph}
+    for row in graph:
+        for key in ("transaction_age_seconds", "state_age_seconds", "wait_seconds"):
+            row[key] = _float(row.get(key))
+    waiting = {row["pid"]: sorted(set(row["blocked_by"] or [])) for row in graph if row.get("blocked_by")}
+    children: dict[int, set[int]] = {}
+    for waiter, blockers in waiting.items():
+        for blocker in blockers:
+            children.setdefault(blocker, set()).add(waiter)
+    roots = sorted(pid for pid in children if pid not in waiting)
+    reached: set[int] = set()
+    tree = []
+    for root in roots:
+        behind: set[int] = set()
+        todo = list(children.get(root, ()))
+        while todo:
+            pid = todo.pop()
+            if pid in behind:
+                continue
+            behind.add(pid)
+            todo.extend(children.get(pid, ()))
+        reached |= behind
+        waiters = sorted((nodes[p] for p in behind if p in nodes),
+                         key=lambda w: (-(w.get("wait_seconds") or 0.0), w["pid"]))
+        node = nodes.get(root, {})
+        modes = sorted({lock["mode"] for w in waiters for lock in (w.get("waiting_for") or [])})
+        relations = sorted({lock["relation"] for w in waiters for lock in (w.get("waiting_for") or [])
+                            if lock.get("relation")}
+                           | {lock["relation"] for lock in (node.get("holding") or []) if lock.get("relation")})
+        waits = [w["wait_seconds"] for w in waiters if w.get("wait_seconds") is not None]
+        tree.append({
+            "pid": root,
+            "prepared_transaction": root == 0,
+            "known": root in nodes,
+            "user": node.get("user"),
+            "database": node.get("database"),
+            "application": node.get("application"),
+            "state": node.get("state"),
+            "backend_type": node.get("backend_type"),
+            "superuser": node.get("superuser"),
+            "transaction_age_seconds": node.get("transaction_age_seconds"),
+            "state_age_seconds": node.get("state_age_seconds"),
+            "query": node.get("query"),
+            "holding": node.get("holding") or [],
+            "direct_waiters": len(children.get(root, ())),
+            "waiters": len(behind),
+            "waiter_pids": sorted(behind)[:WAITER_PID_LIMIT],
+            "longest_wait_seconds": max(waits) if waits else None,
+            "waiting_modes": modes,
+            "relations": relations,
+            "sample_waiters": [{key: w.get(key) for key in ("pid", "user", "application", "wait_seconds",
+                                                            "waiting_for", "blocked_by", "query")}
+                               for w in waiters[:WAITER_SAMPLE]],
+        })
+    tree.sort(key=lambda r: (-r["waiters"], r["pid"]))
+    deadlocked = sorted(set(waiting) - reached)
+    waits = [row["wait_seconds"] for row in graph if row["pid"] in waiting and row.get("wait_seconds") is not None]
+    summary = {
+        "blocked_sessions": len(waiting),
+        "root_blockers": len(tree),
+        "longest_wait_seconds": max(waits) if waits else None,
+        "blocked_pids": sorted(waiting)[:LOCK_GRAPH_LIMIT],
+        "deadlocked_pids": deadlocked,
+        "truncated": truncated,
+    }
+    return tree, summary
+
+
 def activity_overview(conn, long_query_seconds: float, top_statements: int,
                       query_limit: int = 200, list_limit: int = 50) -> dict[str, t.Any]:
-    args = dict(long_query_seconds=long_query_seconds, query_limit=query_limit, list_limit=list_limit)
+    args = dict(long_query_seconds=long_query_seconds, query_limit=query_limit, list_limit=list_limit,
+                graph_limit=LOCK_GRAPH_LIMIT)
     overview = query(conn, ACTIVITY_SQL, args)[0]["overview"]
+    _redact_rows(overview["lock_graph"])
     overview.update(_usage(overview["client_backends"], overview["max_connections"],
                            overview["superuser_reserved_connections"]))
     for key in ("oldest_idle_seconds", "oldest_idle_in_transaction_seconds"):
@@ -290,6 +410,9 @@ _MATCH_PREDICATES = """
     AND a.state = ANY(%(states)s)
     AND a.state_change <= now() - make_interval(
         secs => coalesce((%(min_age_by_state)s::jsonb ->> a.state)::float8, %(min_age)s))
+    AND (%(min_xact_age)s::float8 IS NULL
+         OR a.xact_start <= now() - make_interval(secs => %(min_xact_age)s::float8))
+    AND (%(only_pids)s::int[] IS NULL OR a.pid = ANY(%(only_pids)s::int[]))
     AND (%(databases)s::text[] IS NULL OR a.datname = ANY(%(databases)s))
     AND (%(users)s::text[] IS NULL OR a.usename = ANY(%(users)s))
     AND (%(applications)s::text[] IS NULL OR a.application_name = ANY(%(applications)s))
@@ -325,12 +448,21 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 STILL_PRESENT_SQL = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%(pids)s)"
+STILL_BLOCKING_SQL = """
+SELECT DISTINCT b.pid FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS b(pid)
+WHERE b.pid = ANY(%(pids)s)
+"""
 
 
 def resolve_other_database_relations(overview: dict[str, t.Any], connect_to) -> None:
     """Name the relations of locks held in other databases (an OID means nothing across
     databases): one connection per such database, made with ``connect_to(dbname)``."""
     wanted: dict[str, set[int]] = {}
+    locks = [lock for entry in overview.get("lock_graph") or []
+             for lock in (entry.get("waiting_for") or []) + (entry.get("holding") or [])]
+    for lock in locks:
+        if lock.get("relation_oid") and lock.get("relation") is None and lock.get("database"):
+            wanted.setdefault(lock["database"], set()).add(lock["relation_oid"])
     for entry in overview["blocked"]:
         for lock in entry.get("waiting_for") or []:
             if lock.get("relation_oid") and lock.get("relation") is None and lock.get("database"):
@@ -350,11 +482,18 @@ def resolve_other_database_relations(overview: dict[str, t.Any], connect_to) -> 
                 names[(dbname, row["oid"])] = row["name"]
         finally:
             conn.close()
-    for entry in overview["blocked"] + overview["blocking"]:
-        for lock in (entry.get("waiting_for") or []) + (entry.get("holding") or []):
-            key = (lock.get("database"), lock.get("relation_oid"))
-            if lock.get("relation") is None and key in names:
-                lock["relation"] = names[key]
+    for lock in locks + [lock for entry in overview["blocked"] + overview["blocking"]
+                         for lock in (entry.get("waiting_for") or []) + (entry.get("holding") or [])]:
+        key = (lock.get("database"), lock.get("relation_oid"))
+        if lock.get("relation") is None and key in names:
+            lock["relation"] = names[key]
+
+
+def finish_lock_tree(overview: dict[str, t.Any]) -> None:
+    """Replace the raw lock_graph of activity_overview (its relations named by
+    resolve_other_database_relations) with lock_tree and lock_summary."""
+    graph = overview.pop("lock_graph")
+    overview["lock_tree"], overview["lock_summary"] = build_lock_tree(graph, truncated=len(graph) >= LOCK_GRAPH_LIMIT)
 
 
 def select_backends(conn, filters: dict[str, t.Any]) -> list[dict[str, t.Any]]:

@@ -14,7 +14,8 @@ description:
   - Reports C(max_connections) and the reserved slots, client connections by state, database,
     user and application, utilisation, the oldest idle and idle-in-transaction sessions,
     active queries running longer than O(long_query_threshold), blocked sessions with the
-    PIDs, lock modes and relations that block them, database sizes, and the slowest
+    PIDs, lock modes and relations that block them, the blocking tree (root blockers, their
+    waiters, lock modes, relations, transaction and wait ages), database sizes, and the slowest
     statements from C(pg_stat_statements) when that extension is installed.
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
@@ -184,6 +185,53 @@ blocking_pids:
   returned: success
   type: list
   elements: int
+lock_tree:
+  description:
+    - The blocking tree, from the same single read (C(pg_blocking_pids)) - one entry per root
+      blocker (a session that blocks others and waits for nobody), most waiters first. Waiters
+      behind a chain count for the root at its top.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    pid: {description: "The root blocker; V(0) for a prepared transaction.", type: int}
+    prepared_transaction: {description: "The lock is held by a prepared transaction (no session to signal).", type: bool}
+    known: {description: Whether the blocker's session was read (false for a prepared transaction)., type: bool}
+    user: {description: Role., type: str}
+    database: {description: Database., type: str}
+    application: {description: C(application_name)., type: str}
+    state: {description: "Session state (V(active), V(idle in transaction), ...).", type: str}
+    backend_type: {description: "V(client backend), V(walsender), V(autovacuum worker), ...", type: str}
+    superuser: {description: Whether its role is a superuser., type: bool}
+    transaction_age_seconds: {description: Age of its open transaction; null outside one., type: float}
+    state_age_seconds: {description: Time in its current state., type: float}
+    query: {description: "Its last query, truncated, passwords masked.", type: str}
+    holding: {description: "Granted relation and advisory locks it holds (C(mode), C(locktype), C(relation), C(advisory)).", type: list, elements: dict}
+    direct_waiters: {description: Sessions waiting for it directly., type: int}
+    waiters: {description: "Sessions waiting behind it, directly or through a chain.", type: int}
+    waiter_pids: {description: "Their PIDs (at most 1000).", type: list, elements: int}
+    longest_wait_seconds: {description: Longest lock wait among them., type: float}
+    waiting_modes: {description: Lock modes they wait for., type: list, elements: str}
+    relations: {description: Relations involved (waited for or held)., type: list, elements: str}
+    sample_waiters:
+      description: "The five longest waiters: C(pid), C(user), C(application), C(wait_seconds), C(waiting_for), C(blocked_by), C(query)."
+      type: list
+      elements: dict
+lock_summary:
+  description: Counts of the lock waits.
+  returned: success
+  type: dict
+  contains:
+    blocked_sessions: {description: Sessions waiting for a lock., type: int}
+    root_blockers: {description: Entries in RV(lock_tree)., type: int}
+    longest_wait_seconds: {description: The longest current lock wait; null when none., type: float}
+    blocked_pids: {description: Every waiting session's PID., type: list, elements: int}
+    deadlocked_pids:
+      description: "Sessions waiting in a cycle with no root (a deadlock the server breaks after C(deadlock_timeout))."
+      type: list
+      elements: int
+    truncated: {description: More than 5000 sessions were involved and the tree is incomplete., type: bool}
+  sample: {"blocked_sessions": 200, "root_blockers": 1, "longest_wait_seconds": 41.2, "blocked_pids": [4242], "deadlocked_pids": [], "truncated": false}
 database_sizes:
   description: Size in bytes of every database the login role may connect to.
   returned: success
@@ -209,6 +257,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     activity_overview,
     connect,
     postgres_argument_spec,
+    finish_lock_tree,
     resolve_other_database_relations,
 )
 
@@ -235,6 +284,7 @@ def main() -> None:
         overview = activity_overview(conn, long_query_seconds, module.params["top_statements"],
                                      query_limit=module.params["query_text_limit"])
         resolve_other_database_relations(overview, lambda dbname: connect(module, dbname=dbname, fatal=False))
+        finish_lock_tree(overview)
     finally:
         conn.close()
     module.exit_json(changed=False, **overview)

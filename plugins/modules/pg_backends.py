@@ -49,17 +49,34 @@ options:
   backend_states:
     description:
       - Session states to match, as in C(pg_stat_activity.state).
+      - Default V([idle]); with O(blocking_only=true), the states in which a session can hold a
+        lock another one waits for - V(active), V(idle in transaction) and
+        V(idle in transaction (aborted)) (an aborted transaction has released its own locks, but
+        session-level advisory locks survive it) - or only V(active) with O(state=cancelled).
+      - An V(idle) session can block others only through a session-level advisory lock; name
+        V(idle) here to match such blockers too.
     type: list
     elements: str
     choices: [active, idle, idle in transaction, idle in transaction (aborted), fastpath function call, disabled]
-    default: [idle]
   min_state_age:
     description:
       - Only sessions that have been in their current state at least this long
         (C(now() - state_change)). Seconds, or a duration such as V(90s), V(5m), V(1h).
       - For idle sessions this is the idle time, for active ones the query's run time.
+      - The same rule applies to blockers (O(blocking_only=true)) - an idle-in-transaction blocker
+        is as old as the time since its last statement ended, an active one as its current
+        statement - so the default V(5m) spares a blocker that is busy or just ran a statement.
+        Use O(min_transaction_age) to measure from the start of its transaction instead, and set
+        this to V(0) to rely on that alone.
     type: str
     default: 5m
+  min_transaction_age:
+    description:
+      - Only sessions whose current transaction started at least this long ago
+        (C(now() - xact_start)); sessions outside a transaction never match when this is set.
+        Seconds, or a duration such as V(90s), V(5m). Unset by default - no transaction rule.
+      - The rule the lock contention runbook applies to blockers, in addition to O(min_state_age).
+    type: str
   min_state_age_by_state:
     description:
       - Per-state overrides of O(min_state_age), a mapping of state to duration such as
@@ -89,9 +106,19 @@ options:
     type: list
     elements: str
   blocking_only:
-    description: Only sessions that hold a lock another session waits for.
+    description:
+      - Only sessions that hold a lock another session waits for (C(pg_blocking_pids)).
+      - Without O(backend_states), matches blockers in every state that can hold a lock (see
+        O(backend_states)); O(min_state_age) and O(min_transaction_age) still apply to them.
     type: bool
     default: false
+  pids:
+    description:
+      - Only these backend PIDs, for example the root blockers a verdict picked. Every other
+        filter still applies, at selection and again in the statement that signals, so a PID
+        that changed hands or state in between is spared.
+    type: list
+    elements: int
   include_superusers:
     description:
       - Also act on sessions of superuser roles. Off by default - they are usually the
@@ -115,6 +142,9 @@ options:
       - After terminating, wait up to this many seconds until the sessions are gone from
         C(pg_stat_activity), so a check right after the task sees the healed state.
         V(0) does not wait.
+      - After cancelling with O(blocking_only=true), wait as long until the cancelled sessions
+        block nobody (their transaction aborted and let go of its locks); one that still blocks
+        is reported as V(still blocking after wait_timeout) in RV(actions).
     type: float
     default: 5
 """
@@ -147,12 +177,12 @@ EXAMPLES = r"""
     min_state_age: 10m
     exclude_applications: [nightly-report]
 
-- name: Terminate the sessions that block others (lock contention)
+- name: Terminate the sessions that block others and whose transaction is over 2 minutes old
   sre.runbooks.pg_backends:
     login_unix_socket: /var/run/postgresql
-    backend_states: [idle in transaction, active]
-    min_state_age: 30s
     blocking_only: true
+    min_state_age: 0
+    min_transaction_age: 2m
     max_terminate: 5
 
 - name: During a flood, end the 500 oldest idle sessions rather than none
@@ -212,7 +242,10 @@ actions:
     action: {description: V(terminate) or V(cancel)., type: str}
     pid: {description: The backend., type: int}
     target: {description: "The server, as host:port or socket.", type: str}
-    result: {description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout) or V(check mode).", type: str}
+    result:
+      description: "V(done), V(already gone), V(spared: no longer matches), V(still present after wait_timeout),
+        V(still blocking after wait_timeout) or V(check mode)."
+      type: str
 server:
   description:
     - Connection usage once the task is done (in check mode, as it is now), so the next
@@ -244,6 +277,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     PRIVILEGES_SQL,
+    STILL_BLOCKING_SQL,
     STILL_PRESENT_SQL,
     connect,
     connection_usage,
@@ -260,6 +294,9 @@ STATES = ["active", "idle", "idle in transaction", "idle in transaction (aborted
 # Sessions in these states run no query: pg_cancel_backend has nothing to cancel there, so the
 # session stays and a run would report a change that never happened.
 NOTHING_TO_CANCEL = ("idle", "idle in transaction", "idle in transaction (aborted)")
+# States in which a session can hold a lock another one waits for: a transaction's locks while it
+# runs or sits idle in it, session-level advisory locks even after the transaction aborted.
+BLOCKER_STATES = ("active", "idle in transaction", "idle in transaction (aborted)")
 
 
 def refuse_cancel_without_query(state: str, backend_states: list[str]) -> str | None:
@@ -270,6 +307,16 @@ def refuse_cancel_without_query(state: str, backend_states: list[str]) -> str | 
     return (f"state=cancelled cannot act on {', '.join(idle)} sessions: cancel stops a running query "
             "and these sessions run none, so nothing would change. Use backend_states=[active] to cancel "
             "running queries, or state=terminated to end idle sessions. Nothing was changed.")
+
+
+def default_states(params: dict) -> list[str]:
+    """backend_states, or its default: [idle]; for blocking_only, the states that can hold a lock
+    (only active when cancelling: the others run no query to cancel)."""
+    if params.get("backend_states") is not None:
+        return list(params["backend_states"])
+    if params.get("blocking_only"):
+        return ["active"] if params.get("state") == "cancelled" else list(BLOCKER_STATES)
+    return ["idle"]
 
 
 def build_filters(params: dict) -> dict:
@@ -283,9 +330,15 @@ def build_filters(params: dict) -> dict:
         if state not in STATES:
             raise ValueError(f"min_state_age_by_state: unknown state {state!r}; use one of {', '.join(STATES)}")
         by_state[state] = parse_duration(age, f"min_state_age_by_state[{state}]")
+    pids = params.get("pids")
+    if pids is not None and any(pid is None or pid < 1 for pid in pids):
+        raise ValueError(f"pids: every entry must be a backend PID (a positive integer), got {pids}")
+    min_xact_age = params.get("min_transaction_age")
     return dict(
-        states=list(params["backend_states"]),
+        states=default_states(params),
         min_age=parse_duration(params["min_state_age"], "min_state_age"),
+        min_xact_age=None if min_xact_age in (None, "") else parse_duration(min_xact_age, "min_transaction_age"),
+        only_pids=None if pids is None else list(pids),
         min_age_by_state=json.dumps(by_state),
         databases=optional_list("databases"),
         users=optional_list("users"),
@@ -346,6 +399,18 @@ def wait_until_gone(conn, pids: list[int], timeout: float) -> set[int]:
     return remaining
 
 
+def wait_until_released(conn, pids: list[int], timeout: float) -> set[int]:
+    """After cancelling blockers: wait until none of ``pids`` blocks anyone; return those that still do."""
+    deadline = time.monotonic() + timeout
+    holding = set(pids)
+    while holding:
+        holding = {row["pid"] for row in query(conn, STILL_BLOCKING_SQL, dict(pids=list(holding)))}
+        if not holding or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return holding
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -397,6 +462,14 @@ def act(module, conn, result: dict, chosen: list, filters: dict, target: str, te
                 result["acted_by_state"][state] = result["acted_by_state"].get(state, 0) + 1
             result["actions"].append(action_record(verb, target, outcome, pid=pid))
     result["changed"] = result["acted"] > 0
+    if not terminate and filters.get("blocking_only") and signalled and module.params["wait_timeout"] > 0:
+        try:
+            holding = wait_until_released(conn, signalled, module.params["wait_timeout"])
+        except Exception as exc:
+            fail_after_actions(module, result, target, "waiting for the cancelled blockers to let go", exc)
+        for action in result["actions"]:
+            if action.get("pid") in holding and action["result"] == "done":
+                action["result"] = "still blocking after wait_timeout"
     if terminate and signalled and module.params["wait_timeout"] > 0:
         try:
             lingering = wait_until_gone(conn, signalled, module.params["wait_timeout"])
@@ -411,8 +484,10 @@ def main() -> None:
     argument_spec = postgres_argument_spec()
     argument_spec.update(
         state=dict(type="str", default="terminated", choices=["terminated", "cancelled"]),
-        backend_states=dict(type="list", elements="str", default=["idle"], choices=STATES),
+        backend_states=dict(type="list", elements="str", choices=STATES),
         min_state_age=dict(type="str", default="5m"),
+        min_transaction_age=dict(type="str"),
+        pids=dict(type="list", elements="int"),
         min_state_age_by_state=dict(type="dict"),
         databases=dict(type="list", elements="str"),
         users=dict(type="list", elements="str"),

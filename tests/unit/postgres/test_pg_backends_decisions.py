@@ -127,3 +127,24 @@ def test_every_session_signalled_in_order_with_lingering_ones_named(monkeypatch)
         (41, "terminate", "still present after wait_timeout"), (42, "terminate", "already gone"),
         (43, "terminate", "done")]
     assert result["changed"] is True and result["acted"] == 2
+
+
+def test_cancelled_blockers_that_still_block_are_named(monkeypatch):
+    monkeypatch.setattr(pg_backends, "signal_backends", lambda conn, f, pids, flt: {p: True for p in pids})
+    waited = []
+    monkeypatch.setattr(pg_backends, "wait_until_released",
+                        lambda conn, pids, timeout: waited.append((list(pids), timeout)) or {52})
+    chosen = backends(51, 52)
+    result = result_of(chosen)
+    pg_backends.act(FakeModule(wait_timeout=2), None, result, chosen, {"blocking_only": True}, "db1:5432",
+                    terminate=False)
+    assert waited == [([51, 52], 2)]
+    assert [(a["pid"], a["result"]) for a in result["actions"]] == [(51, "done"), (52, "still blocking after wait_timeout")]
+    assert result["acted"] == 2
+
+
+def test_cancel_without_blocking_only_does_not_wait_for_locks(monkeypatch):
+    monkeypatch.setattr(pg_backends, "signal_backends", lambda conn, f, pids, flt: {p: True for p in pids})
+    monkeypatch.setattr(pg_backends, "wait_until_released", lambda *a: pytest.fail("waited"))
+    chosen = backends(61)
+    pg_backends.act(FakeModule(wait_timeout=2), None, result_of(chosen), chosen, {}, "db1:5432", terminate=False)

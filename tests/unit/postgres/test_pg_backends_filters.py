@@ -20,6 +20,8 @@ SQL_PARAMETERS = {
     "client_addrs",
     "include_superusers",
     "blocking_only",
+    "min_xact_age",
+    "only_pids",
 }
 
 
@@ -30,6 +32,8 @@ def params(**overrides):
         backend_states=["idle"],
         min_state_age="5m",
         min_state_age_by_state=None,
+        min_transaction_age=None,
+        pids=None,
         databases=None,
         users=None,
         applications=None,
@@ -187,7 +191,55 @@ def test_module_defaults_are_the_safe_guardrails(monkeypatch):
     assert captured["max_terminate"]["default"] == 100
     assert captured["cap_mode"]["default"] == "fail"
     assert captured["state"]["default"] == "terminated"
-    assert captured["backend_states"]["default"] == ["idle"]
+    # No default in the spec: build_filters picks [idle], or the blocker states with blocking_only.
+    assert captured["backend_states"].get("default") is None
+    assert build_filters(params(backend_states=None))["states"] == ["idle"]
+    assert captured["min_transaction_age"].get("default") is None
+    assert captured["pids"].get("default") is None
     assert captured["min_state_age"]["default"] == "5m"
     assert captured["login_password"]["no_log"] is True
     assert set(captured["backend_states"]["choices"]) == set(STATES)
+
+
+# --- blocking_only without backend_states (issue 12) ---------------------------------------
+
+
+def test_blocking_only_without_states_matches_every_state_that_can_hold_a_lock():
+    filters = build_filters(params(backend_states=None, blocking_only=True))
+    assert filters["states"] == ["active", "idle in transaction", "idle in transaction (aborted)"]
+
+
+def test_blocking_only_cancel_without_states_matches_active_blockers_only():
+    filters = build_filters(params(backend_states=None, blocking_only=True, state="cancelled"))
+    assert filters["states"] == ["active"]
+    assert pg_backends.refuse_cancel_without_query("cancelled", filters["states"]) is None
+
+
+def test_explicit_states_win_over_the_blocking_default():
+    assert build_filters(params(backend_states=["idle"], blocking_only=True))["states"] == ["idle"]
+
+
+def test_without_blocking_only_or_states_the_default_is_idle():
+    assert build_filters(params(backend_states=None))["states"] == ["idle"]
+
+
+@pytest.mark.parametrize("age, seconds", [(None, None), ("", None), ("0", 0.0), ("2m", 120.0)])
+def test_min_transaction_age_is_optional_and_parsed(age, seconds):
+    assert build_filters(params(min_transaction_age=age))["min_xact_age"] == seconds
+
+
+def test_bad_min_transaction_age_names_the_option():
+    with pytest.raises(ValueError, match=r"^min_transaction_age: "):
+        build_filters(params(min_transaction_age="soon"))
+
+
+def test_pids_pass_through_and_an_empty_list_matches_nothing():
+    assert build_filters(params())["only_pids"] is None
+    assert build_filters(params(pids=[12, 34]))["only_pids"] == [12, 34]
+    assert build_filters(params(pids=[]))["only_pids"] == []
+
+
+@pytest.mark.parametrize("bad", [[0], [-3], [None]])
+def test_bad_pids_name_the_option(bad):
+    with pytest.raises(ValueError, match=r"^pids: "):
+        build_filters(params(pids=bad))
