@@ -333,10 +333,12 @@ class Rollout:
 
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
+        scaling = self.module.params["action"] == "scale"
         while True:
             workload = self.read()
             health = workload_health(self.kind, workload)
-            if health["complete"]:
+            # After a scale down, complete also means the surplus replicas are gone.
+            if health["complete"] and not (scaling and health["current"] > health["desired"]):
                 return workload, health
             if health["stuck_reason"] or time.monotonic() >= deadline:
                 now = utc_now()

@@ -29,7 +29,9 @@ def test_real_host_over_thresholds_is_found(host_result):
     v = _triage.verdict([{"source": "host_resources_info", "host": "controller", "result": host_result}], thresholds=always)
     kinds = {f["kind"] for f in v["findings"]}
     assert {"host_memory", "host_disk", "host_load"} <= kinds
-    assert v["suspected_component"] == "host/controller" and v["act"] is False and v["severity"] == "P3"
+    # A full disk has a playbook (disk_full); memory and load alone are context to investigate.
+    assert v["suspected_component"] == "host/controller" and v["severity"] == "P3"
+    assert v["act"] is True and [n["playbook"] for n in v["next"]] == ["disk_full"], v["next"]
 
 
 def test_a_real_failed_assessment_is_a_gap(host_result):

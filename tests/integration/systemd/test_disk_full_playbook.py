@@ -115,7 +115,7 @@ def test_check_mode_lists_what_would_go_with_sizes_and_changes_nothing(lab_host,
     rc, report, stderr = run(lab_host, check=True)
     assert rc == 0, stderr
     result = record(report, lab_host.name)
-    assert result["outcome"] == "check mode: would act" and result["bytes_freed"] == 0
+    assert result["outcome"] == "check mode: would clean up" and result["bytes_freed"] == 0
     by_path = {p["path"]: p for p in result["planned"]}
     assert by_path[f"{DISK}/backups/db-old.sql.gz"]["bytes"] == 12 * 2**20
     assert by_path[f"{DISK}/log/debug.log"]["size"] == full_disk["deleted_open_bytes"]

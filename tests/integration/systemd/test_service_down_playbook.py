@@ -40,7 +40,7 @@ def test_assess_tag_and_check_mode_change_nothing(lab_host, lab_services_restore
         assert result["down"] == ["pgbouncer.service", "nginx.service"]
         assert lab_host.unit("nginx.service", "ActiveState") == "failed"
         assert lab_host.unit("pgbouncer.service", "ActiveState") == "failed"
-    assert result["outcome"] == "check mode: would act"
+    assert result["outcome"] == "check mode: would restart"
     assert [a["target"] for a in result["actions"]] == ["systemd unit pgbouncer.service", "systemd unit nginx.service"]
 
 
