@@ -5,6 +5,7 @@ only wires (two samples, this filter, `when: kafka_lag_verdict.act`)."""
 
 from __future__ import annotations
 
+import datetime
 import typing as t
 
 from ansible.errors import AnsibleFilterError
@@ -41,12 +42,12 @@ options:
     type: dict
     default: {}
   unit_started:
-    description: Unit name to the epoch seconds it last became active (absent - unknown).
+    description: Unit name to when it last became active - epoch seconds, C(@epoch) as C(systemctl show --timestamp=unix) prints it, or ISO 8601 (absent or empty - unknown).
     type: dict
     default: {}
   incident_started:
-    description: Epoch seconds the incident started; a unit started after it was restarted already.
-    type: float
+    description: When the incident started (epoch seconds or ISO 8601); a unit started after it was restarted already.
+    type: raw
 """
 
 EXAMPLES = r"""
@@ -63,6 +64,26 @@ _value:
 """
 
 
+def _epoch(value: t.Any) -> float | None:
+    """Epoch seconds from a number, an ISO 8601 time, or systemctl's '@1700000000' (--timestamp=unix);
+    None for empty or unknown ('', 'n/a', None, '@0')."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) or None
+    text = str(value).strip().lstrip("@")
+    if not text or text.lower() == "n/a":
+        return None
+    try:
+        return float(text) or None
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise AnsibleFilterError(f"kafka_lag_verdict: cannot read a time from {value!r}") from exc
+
+
 def _committed(sample: dict[str, t.Any]) -> dict[str, dict[tuple[str, int], int]]:
     return {g["group"]: {(p["topic"], p["partition"]): p["committed_offset"] for p in g.get("partitions", [])}
             for g in sample.get("groups", [])}
@@ -70,7 +91,7 @@ def _committed(sample: dict[str, t.Any]) -> dict[str, dict[tuple[str, int], int]
 
 def kafka_lag_verdict(first: dict[str, t.Any], second: dict[str, t.Any], threshold: int = 1000,
                       consumers: dict[str, t.Any] | None = None, unit_started: dict[str, t.Any] | None = None,
-                      incident_started: float | None = None) -> dict[str, t.Any]:
+                      incident_started: t.Any = None) -> dict[str, t.Any]:
     if not isinstance(first, dict) or not isinstance(second, dict):
         raise AnsibleFilterError("kafka_lag_verdict wants two kafka_consumer_lag_info results")
     if int(threshold) < 0:
@@ -104,8 +125,8 @@ def kafka_lag_verdict(first: dict[str, t.Any], second: dict[str, t.Any], thresho
             out["unmapped"].append(name)
             continue
         unit = target["unit"]
-        started = unit_started.get(unit)
-        if incident_started is not None and started is not None and float(started) >= float(incident_started):
+        started, since = _epoch(unit_started.get(unit)), _epoch(incident_started)
+        if since is not None and started is not None and started >= since:
             out["already_restarted"].append(name)
             continue
         out["restart"].append({"group": name, "unit": unit, "host": target.get("host"),
@@ -128,6 +149,22 @@ def kafka_lag_verdict(first: dict[str, t.Any], second: dict[str, t.Any], thresho
     return out
 
 
+def kafka_lag_still_stuck(sample: dict[str, t.Any], restarted: list[dict[str, t.Any]],
+                          threshold: int = 1000) -> list[str]:
+    """Verify step: the restarted groups whose lag has not fallen - still above the threshold and
+    not below the lag seen when the restart was decided. A group missing from the sample, or no
+    broker reachable, counts as still stuck (no evidence of recovery)."""
+    if not isinstance(sample, dict) or not sample.get("reachable"):
+        return [r["group"] for r in restarted or []]
+    lags = {g["group"]: g.get("total_lag", 0) for g in sample.get("groups", [])}
+    stuck = []
+    for r in restarted or []:
+        lag = lags.get(r["group"])
+        if lag is None or (lag > int(threshold) and lag >= int(r.get("lag", 0))):
+            stuck.append(r["group"])
+    return stuck
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"kafka_lag_verdict": kafka_lag_verdict}
+        return {"kafka_lag_verdict": kafka_lag_verdict, "kafka_lag_still_stuck": kafka_lag_still_stuck}

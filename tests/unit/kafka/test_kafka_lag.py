@@ -132,3 +132,29 @@ def test_verdict_bad_input():
         kafka_lag_verdict(None, {})
     with pytest.raises(AnsibleFilterError):
         kafka_lag_verdict({}, {}, threshold=-1)
+
+
+def test_still_stuck():
+    from ansible_collections.sre.runbooks.plugins.filter.kafka_verdict import kafka_lag_still_stuck
+    restarted = [{"group": "a", "lag": 500}, {"group": "b", "lag": 500}, {"group": "c", "lag": 500},
+                 {"group": "gone", "lag": 500}]
+    after = sample(("a", 5, 1), ("b", 400, 1), ("c", 800, 1))
+    assert kafka_lag_still_stuck(after, restarted, threshold=10) == ["c", "gone"]
+    assert kafka_lag_still_stuck(sample(reachable=False), restarted[:1]) == ["a"]
+    assert kafka_lag_still_stuck(after, [], threshold=10) == []
+
+
+@pytest.mark.parametrize("started,since,act", [("@150", "1970-01-01T00:01:40+00:00", False),
+                                               ("@50", "1970-01-01T00:01:40Z", True),
+                                               ("", 100, True), ("n/a", 100, True), ("@0", 100, True),
+                                               (150, None, True)])
+def test_verdict_time_formats(started, since, act):
+    v = kafka_lag_verdict(sample(("orders", 500, 1)), sample(("orders", 600, 1)), threshold=10, consumers=CONSUMERS,
+                          unit_started={"orders-consumer.service": started}, incident_started=since)
+    assert v["act"] is act
+
+
+def test_verdict_bad_time():
+    with pytest.raises(AnsibleFilterError, match="cannot read a time"):
+        kafka_lag_verdict(sample(("orders", 500, 1)), sample(("orders", 600, 1)), threshold=10, consumers=CONSUMERS,
+                          unit_started={"orders-consumer.service": "yesterday"}, incident_started=1)
