@@ -15,7 +15,7 @@ def run(tmp_path, group, **kw):
     extra = {"kafka_lag_groups": [group], "kafka_lag_threshold": 5, "kafka_lag_window_seconds": 2,
              **kw.pop("extra", {})}
     rc, report, stderr = run_playbook(PLAYBOOK, lab_inventory_of(tmp_path, "kafka"), extra_vars=extra, **kw)
-    results = task_results(report, "Record | structured result for the incident timeline")
+    results = task_results(report, "sre.runbooks.kafka_lag : Record | structured result for the incident timeline")
     record = results["lab-kafka"]["ansible_facts"]["kafka_lag_result"]
     changed = [t["task"]["name"] for p in report.get("plays", []) for t in p["tasks"]
                if t["hosts"].get("lab-kafka", {}).get("changed")]
