@@ -38,7 +38,7 @@ options:
     type: int
     default: 1000
   consumers:
-    description: Group id to the consumer behind it, C({group: {unit: name, host: inventory_host}}).
+    description: Group id to the consumer behind it - a mapping with C(unit) (systemd unit) and C(host) (inventory host).
     type: dict
     default: {}
   unit_started:
