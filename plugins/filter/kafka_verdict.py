@@ -42,7 +42,9 @@ options:
     type: dict
     default: {}
   unit_started:
-    description: Unit name to when it last became active - epoch seconds, C(@epoch) as C(systemctl show --timestamp=unix) prints it, or ISO 8601 (absent or empty - unknown).
+    description:
+      - Unit name to when it last became active - epoch seconds, C(@epoch) as
+        C(systemctl show --timestamp=unix) prints it, or ISO 8601 (absent or empty - unknown).
     type: dict
     default: {}
   incident_started:

@@ -87,7 +87,7 @@ def split_server(server: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' -> (host, port); port defaults to 9092."""
     server = server.strip()
     if server.startswith("["):
-        host, _, rest = server[1:].partition("]")
+        host, _sep, rest = server[1:].partition("]")
         return host, int(rest.lstrip(":") or 9092)
     host, sep, port = server.rpartition(":")
     if not sep:

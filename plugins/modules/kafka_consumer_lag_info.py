@@ -146,7 +146,10 @@ groups:
   elements: dict
   contains:
     group: {description: Group id., type: str, returned: always}
-    state: {description: Group state as the broker reports it (stable, empty, preparing_rebalance, unknown...)., type: str, returned: always}
+    state:
+      description: Group state as the broker reports it, lower case (stable, empty, preparing_rebalance, unknown).
+      type: str
+      returned: always
     members:
       description: Members with client id, host and assigned partitions (as the broker reports them).
       type: list
@@ -162,7 +165,10 @@ groups:
     total_lag: {description: Sum of the known partition lags., type: int, returned: always}
     max_lag: {description: Largest partition lag., type: int, returned: always}
     unknown_lag_partitions: {description: Partitions whose end offset could not be read., type: int, returned: always}
-    error: {description: What could not be read for this group, or null., type: str, returned: always}
+    error:
+      description: What could not be read for this group; null when everything was read.
+      type: str
+      returned: always
 errors:
   description: Reads that failed (end offsets of some partitions); the rest is still reported.
   returned: always
