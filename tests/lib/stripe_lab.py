@@ -438,7 +438,7 @@ def drill_down(state_file: str) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-        for _ in range(50):
+        for _attempt in range(50):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
