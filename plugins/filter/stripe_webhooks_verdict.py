@@ -56,8 +56,9 @@ def stripe_webhooks_verdict(check: dict[str, t.Any], health: t.Optional[dict[str
         findings["problem"] = "the failed events were not listed (the assessment was skipped)"
         findings["summary"] = "not assessed"
         return findings
-    if check.get("failed"):
-        findings["problem"] = check.get("msg") or "listing the failed events failed"
+    if check.get("failed") or verdict.get("problem"):
+        # failed_when: false in the role clears `failed`; the module's own verdict still says why.
+        findings["problem"] = verdict.get("problem") or check.get("msg") or "listing the failed events failed"
         findings["summary"] = "refused: " + (verdict.get("summary") or "the replay check failed")
         return findings
     if processor_ok is False:

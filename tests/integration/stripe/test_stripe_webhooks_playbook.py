@@ -9,7 +9,7 @@ from sre_testlib import leaking_tasks, leaks, run_playbook, task_results
 
 PLAYBOOK = "playbooks/outage/stripe_webhooks.yml"
 HOST = "lab-stripe"
-RECORD = "Record | structured result for the incident timeline"
+RECORD = "sre.runbooks.stripe_webhooks : Record | structured result for the incident timeline"
 
 
 def extra(lab, endpoint, **more):

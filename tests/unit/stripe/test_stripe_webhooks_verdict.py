@@ -49,3 +49,8 @@ def test_health_not_checked_does_not_block():
 
 def test_module_verdict_no_act_with_ids_does_not_act():
     assert not stripe_webhooks_verdict(check(["evt_1"], act=False), HEALTHY)["act"]
+
+
+def test_refusal_seen_through_failed_when_false():
+    v = stripe_webhooks_verdict({"failed": False, "verdict": {"act": False, "problem": "secret missing"}}, HEALTHY)
+    assert not v["act"] and v["problem"] == "secret missing"
