@@ -38,7 +38,7 @@ def test_assess_check_heal_and_second_run(stripe_lab, failed_events):
 
     rc, report, err = run_playbook(PLAYBOOK, extra_vars=extra(stripe_lab, endpoint), check=True)
     assert rc == 0, err
-    assert record(report)["outcome"] == "check mode: would act" and changed_tasks(report) == []
+    assert record(report)["outcome"] == "check mode: would replay the failed events" and changed_tasks(report) == []
     assert not set(failed) & set(stripe_lab.receiver_control()["acks"])
 
     rc, report, err = run_playbook(PLAYBOOK, extra_vars=extra(stripe_lab, endpoint))
