@@ -32,12 +32,12 @@ def test_service_down_drill_from_assessment_to_postmortem(lab_host, lab_services
     defaults = yaml.safe_load((REPO / "roles" / "incident" / "defaults" / "main.yml").read_text())
     thresholds = {**defaults["incident_triage_thresholds"], "host_load_per_cpu": 1000}
     incident = f"drill-svc-{uuid.uuid4().hex[:6]}"
+    assess_vars = {"incident_id": incident, "incident_triage_thresholds": thresholds}
     begin = datetime.datetime.now(datetime.timezone.utc)
     lab_host.sh("systemctl kill --signal=SIGKILL nginx.service")
     assert lab_host.wait_unit("nginx.service", ("failed",)) == "failed"
 
-    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars={"incident_id": incident,
-                                                                              "incident_triage_thresholds": thresholds})
+    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars=assess_vars)
     assert rc == 0, err
     verdict = verdict_of(report)
     assert verdict["act"] and [s["playbook"] for s in verdict["next"]] == ["service_down"], verdict
@@ -49,8 +49,7 @@ def test_service_down_drill_from_assessment_to_postmortem(lab_host, lab_services
     assert rc == 0, err
     assert lab_host.unit("nginx.service", "ActiveState") == "active"
 
-    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars={"incident_id": incident,
-                                                                              "incident_triage_thresholds": thresholds})
+    rc, report, err = sre_testlib.run_playbook(ASSESS, inventory=inv, extra_vars=assess_vars)
     assert verdict_of(report)["healthy"], verdict_of(report)
 
     rc, report, err = sre_testlib.run_playbook(REPORT, extra_vars={"incident_id": incident})
