@@ -127,6 +127,14 @@ class K8s:
                 return found
             query["continue"] = token
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod; one that is already gone is no error."""
+        try:
+            self.request("DELETE", f"/api/v1/namespaces/{q(namespace)}/pods/{q(name)}")
+        except K8sError as exc:
+            if exc.status != 404:
+                raise
+
     def patch(self, path: str, body: t.Any, patch_type: str = "merge") -> dict[str, t.Any]:
         content_type = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                         "strategic": "application/strategic-merge-patch+json"}[patch_type]

@@ -256,12 +256,7 @@ class Drain:
                 self.actions.append(action_record("delete pod", f"Pod/{where}", "check mode", node=self.node))
             self.finish(self.summary("would"))
         for where in plan["delete"]:
-            namespace, name = where.split("/", 1)
-            try:
-                self.api.request("DELETE", f"/api/v1/namespaces/{q(namespace)}/pods/{q(name)}")
-            except K8sError as exc:
-                if exc.status != 404:
-                    raise
+            self.api.delete_pod(*where.split("/", 1))
             self.changed = True
             self.result["deleted"].append(where)
             self.actions.append(action_record("delete pod", f"Pod/{where}", "done", node=self.node, reason="finished"))

@@ -420,11 +420,7 @@ class Rollout:
                 self.actions.append(action_record("delete pod", f"Pod/{self.namespace}/{problem['name']}",
                                                   "check mode", reason=detail))
                 continue
-            try:
-                self.api.request("DELETE", f"/api/v1/namespaces/{q(self.namespace)}/pods/{q(problem['name'])}")
-            except K8sError as exc:
-                if exc.status != 404:
-                    raise
+            self.api.delete_pod(self.namespace, problem["name"])
             self.changed = True
             self.actions.append(action_record("delete pod", f"Pod/{self.namespace}/{problem['name']}", "done",
                                               reason=detail))

@@ -106,6 +106,17 @@ def activity(admin, pids: t.Iterable[int] | None = None) -> dict[int, dict[str, 
         return {row["pid"]: dict(row) for row in cur.fetchall()}
 
 
+def find_task(report: dict[str, t.Any], name_prefix: str) -> dict[str, t.Any] | None:
+    """lab-postgres's result of the last task whose name (role prefix stripped) starts with name_prefix."""
+    found = None
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            name = task["task"]["name"].split(" : ", 1)[-1]
+            if name.startswith(name_prefix) and "lab-postgres" in task["hosts"]:
+                found = task["hosts"]["lab-postgres"]
+    return found
+
+
 def wait_for(predicate: t.Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 import sre_testlib
-from pg_integration import Lab
+from pg_integration import Lab, find_task
 
 PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_exhaustion.yml"
 FAULT_IDLE = 300
@@ -63,17 +63,6 @@ SNAPSHOT_KEYS = {
     "oldest_idle_in_transaction_seconds",
     "blocking_pids",
 }
-
-
-def find_task(report: dict[str, t.Any], name_prefix: str) -> dict[str, t.Any]:
-    """lab-postgres's result of the last task whose name (role prefix stripped) starts with name_prefix."""
-    found = None
-    for play in report.get("plays", []):
-        for task in play.get("tasks", []):
-            name = task["task"]["name"].split(" : ", 1)[-1]
-            if name.startswith(name_prefix) and "lab-postgres" in task["hosts"]:
-                found = task["hosts"]["lab-postgres"]
-    return found
 
 
 def run(lab: Lab, **kwargs) -> tuple[dict[str, t.Any], dict[str, t.Any]]:

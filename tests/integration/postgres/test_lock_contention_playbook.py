@@ -13,7 +13,7 @@ import typing as t
 import pytest
 
 import sre_testlib
-from pg_integration import TAG, Lab, live_pids, wait_for
+from pg_integration import TAG, Lab, find_task, live_pids, wait_for
 
 PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "lock_contention.yml"
 WAITERS = 8
@@ -21,16 +21,6 @@ ROW = 9
 EXTRA_VARS = {"lock_contention_min_transaction_age": "1s", "lock_contention_min_wait": "1s",
               "lock_contention_verify_timeout": 60}
 RESULT_TASK = "Record | structured result for the incident timeline"
-
-
-def find_task(report: dict[str, t.Any], name_prefix: str) -> dict[str, t.Any] | None:
-    found = None
-    for play in report.get("plays", []):
-        for task in play.get("tasks", []):
-            name = task["task"]["name"].split(" : ", 1)[-1]
-            if name.startswith(name_prefix) and "lab-postgres" in task["hosts"]:
-                found = task["hosts"]["lab-postgres"]
-    return found
 
 
 def run(lab: Lab, extra_vars: dict[str, t.Any] | None = None, **kwargs) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
