@@ -32,6 +32,10 @@ ensure_pkgs() {
   log "installing Debian packages: ${missing[*]}"
   [[ $(id -u) -eq 0 ]] || die "installing ${missing[*]} needs root"
   (
+    # One installer at a time (two lab builds may start together): a second one would find
+    # the policy-rc.d below already there and could see it removed by the first one mid-install.
+    exec 9>/run/lock/sre-runbooks-apt.lock
+    flock 9
     # Packages such as redis-server and pgbouncer would start their own daemons on the
     # standard ports; the lab runs its own processes, so forbid service starts meanwhile.
     policy=/usr/sbin/policy-rc.d

@@ -18,13 +18,17 @@ was_down=()
 for c in "${components[@]}"; do
   [[ -x "lab/$c/status" ]] && ! "lab/$c/status" >/dev/null 2>&1 && was_down+=("$c")
 done
-prebuild_pid=""
+background=()
 cleanup() {
-  # A build still running (tests stopped early) is stopped: it removes its partial tree itself.
-  if [[ -n "$prebuild_pid" ]] && kill -0 "$prebuild_pid" 2>/dev/null; then
-    kill -TERM -- "-$prebuild_pid" 2>/dev/null
-    wait "$prebuild_pid" 2>/dev/null
-  fi
+  # A build or quality gate still running (tests stopped early) is stopped with its process
+  # group: a build removes its partial tree itself.
+  local pid
+  for pid in "${background[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM -- "-$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    fi
+  done
   # A kept lab's processes inherited TMPDIR: their folder stays with them.
   [[ "${LAB_KEEP:-0}" == 1 ]] && return
   for c in "${was_down[@]}"; do
@@ -45,13 +49,31 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export PYTHONDONTWRITEBYTECODE=1
 
-# A machine without the systemd hosts' rootfs builds it (mostly downloads) in the background
-# while the tests before the systemd ones run; lab/hosts/up waits for it on the build's lock and
-# reports a failed build itself.
-if [[ $# -eq 0 && " ${was_down[*]} " == *" hosts "* ]]; then
-  # Its own process group, so stopping it also stops debootstrap or apt-get under it.
-  setsid lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
-  prebuild_pid=$!
+# The whole suite (no arguments) starts in the background, each in its own process group, what
+# shares nothing with the tests before them:
+# - the systemd hosts' rootfs and the Kubernetes binaries, built on a machine that lacks them
+#   (mostly downloads and a compile) while the unit tests run; lab/hosts/up and lab/k8s/up wait
+#   for them on the builds' locks and report a failed build themselves;
+# - the quality gates (ansible-test sanity, ansible-lint), at a lower priority, while the lab
+#   tests mostly wait on services; tests/quality reads their results from $SRE_QUALITY_DIR
+#   (a single test file run on its own runs them inline).
+if [[ $# -eq 0 ]]; then
+  if [[ " ${was_down[*]} " == *" hosts "* ]]; then
+    setsid lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
+    background+=($!)
+  fi
+  if [[ " ${was_down[*]} " == *" k8s "* ]]; then
+    setsid lab/k8s/build >"$run_tmp/k8s-build.log" 2>&1 &
+    background+=($!)
+  fi
+  export SRE_QUALITY_DIR="$run_tmp/quality"
+  mkdir -p "$SRE_QUALITY_DIR"
+  for gate in sanity lint; do
+    setsid bash -c 'nice -n 10 "scripts/$1.sh" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc.tmp" && mv "$2/$1.rc.tmp" "$2/$1.rc"' \
+      gate "$gate" "$SRE_QUALITY_DIR" &
+    background+=($!)
+    echo $! >"$SRE_QUALITY_DIR/$gate.pid"
+  done
 fi
 
 # --durations: where the time goes, printed with every run (make test must stay well under 45 min cold).
