@@ -78,15 +78,40 @@ def mask_text(text: t.Any) -> t.Any:
     return _ASSIGNMENT.sub(_mask_assignment, text)
 
 
+# Short options that take a password, by program: `redis-cli -a PW` / `-aPW`, `mysql -pPW`.
+# `-p` means a port for most other programs, so the rule is only applied to these.
+_SHORT_SECRET_OPTIONS = {
+    "redis-cli": ("-a",),
+    "redis-benchmark": ("-a",),
+    "mysql": ("-p",),
+    "mysqldump": ("-p",),
+    "mysqladmin": ("-p",),
+    "mariadb": ("-p",),
+    "mariadb-dump": ("-p",),
+    "sshpass": ("-p",),
+}
+
+
 def mask_argv(argv: t.Sequence[str]) -> list[str]:
     """Mask an argument vector: `--password VALUE` (value in the next word), `--token=VALUE`,
-    `-pSECRET` is left alone (ambiguous), URLs with credentials."""
+    URLs with credentials, and the password short options of the programs that have one
+    (`redis-cli -a PW`, `mysql -pPW`); elsewhere `-pVALUE` is left alone (a port, mostly)."""
+    program = str(argv[0]).rsplit("/", 1)[-1] if argv else ""
+    short = _SHORT_SECRET_OPTIONS.get(program, ())
     masked: list[str] = []
     hide_next = False
-    for word in argv:
+    for index, word in enumerate(argv):
         if hide_next:
             masked.append(MASK)
             hide_next = False
+            continue
+        if index and word in short:
+            masked.append(word)
+            hide_next = True
+            continue
+        attached = next((opt for opt in short if index and word.startswith(opt) and len(word) > len(opt)), None)
+        if attached:
+            masked.append(attached + MASK)
             continue
         if word.startswith("-") and "=" not in word and is_secret_name(word):
             masked.append(word)

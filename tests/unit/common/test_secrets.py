@@ -66,6 +66,25 @@ def test_mask_argv_hides_the_next_word_after_a_secret_option():
     assert masked[masked.index("--password") + 1] == MASK
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["/usr/bin/redis-cli", "-h", "db", "-a", "CANARY", "ping"],
+     ["/usr/bin/redis-cli", "-h", "db", "-a", MASK, "ping"]),
+    (["redis-cli", "-aCANARY", "ping"], ["redis-cli", "-a" + MASK, "ping"]),
+    (["mysql", "-u", "app", "-pCANARY", "shop"], ["mysql", "-u", "app", "-p" + MASK, "shop"]),
+    (["mysqldump", "-p", "CANARY"], ["mysqldump", "-p", MASK]),
+])
+def test_mask_argv_hides_the_password_short_options_of_the_programs_that_have_them(argv, expected):
+    argv = [word.replace("CANARY", CANARY) for word in argv]
+    assert mask_argv(argv) == expected
+
+
+def test_mask_argv_leaves_short_options_of_other_programs_alone():
+    argv = ["gunicorn", "-p8080", "-a", "app:main"]
+    assert mask_argv(argv) == argv
+    assert mask_argv(["-a", "x"]) == ["-a", "x"]
+    assert mask_argv([]) == []
+
+
 def test_mask_env_hides_secret_values_and_keeps_references():
     env = [{"name": "DB_PASSWORD", "value": CANARY},
            {"name": "DATABASE_URL", "value": f"postgresql://app:{CANARY}@db/shop"},
