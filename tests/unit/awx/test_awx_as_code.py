@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import typing as t
-from pathlib import Path
 
 import pytest
 import yaml
@@ -70,7 +69,7 @@ def awx_tasks() -> list[tuple[str, str, dict[str, t.Any]]]:
 
 @pytest.fixture(scope="module")
 def module_docs() -> dict[str, dict[str, t.Any]]:
-    names = sorted({module for _, module, _ in awx_tasks()})
+    names = sorted({module for _name, module, _args in awx_tasks()})
     proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-j", *names], capture_output=True, text=True,
                           env=ansible_env(), timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -104,7 +103,7 @@ def unknown_keys(args: t.Any, options: dict[str, t.Any], where: str) -> list[str
 
 
 def test_configure_uses_the_modules_it_should():
-    modules = {module for _, module, _ in awx_tasks()}
+    modules = {module for _name, module, _args in awx_tasks()}
     assert {"awx.awx.project", "awx.awx.inventory", "awx.awx.inventory_source", "awx.awx.credential_type",
             "awx.awx.credential", "awx.awx.job_template", "awx.awx.workflow_job_template"} <= modules
 
@@ -223,7 +222,7 @@ def rendered(tmp_path_factory) -> list[dict[str, t.Any]]:
     modules.mkdir(parents=True)
     (root / "ansible_collections" / "awx" / "awx" / "meta").mkdir()
     (root / "ansible_collections" / "awx" / "awx" / "meta" / "runtime.yml").write_text("requires_ansible: '>=2.15'\n")
-    for _, module, _ in awx_tasks():
+    for _name, module, _args in awx_tasks():
         (modules / f"{module.rsplit('.', 1)[1]}.py").write_text(STANDIN)
     extra = {"awx_project_scm_url": "https://git.example.com/sre/runbooks.git", "awx_ee_image": "ee.example.com/sre:1",
              "awx_postgresql_host": "db.example.com", "awx_machine_credential": "ops ssh", **SECRETS,

@@ -64,6 +64,10 @@ def test_ee_definition_is_v3_and_pins_what_the_venv_runs():
     assert ee["additional_build_files"] == [{"src": f"build/{TARBALL}", "dest": "collections"}]
 
 
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_create_writes_a_context_with_the_collection_tarball(built):
     context = built["context"]
     containerfile = (context / "Containerfile").read_text()
@@ -71,7 +75,6 @@ def test_create_writes_a_context_with_the_collection_tarball(built):
     assert "COPY _build /build" in containerfile and "introspect" in containerfile
     assert re.search(r'ANSIBLE_INSTALL_REFS="ansible-core==[\d.]+ ansible-runner==[\d.]+"', containerfile)
     shipped = context / "_build" / "collections" / TARBALL
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert shipped.is_file() and digest(shipped) == digest(built["tarball"])
     requirements = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
     assert requirements["collections"] == [{"name": f"collections/{TARBALL}", "type": "file"}]
