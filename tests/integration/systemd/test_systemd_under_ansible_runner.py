@@ -12,8 +12,8 @@ from runner_lab import COVERED, Job, assert_no_action_needed, run_all
 
 
 def test_systemd_playbooks_under_ansible_runner(lab_host, lab_services_restored, tmp_path):
-    before = {u: lab_host.unit(u, "MainPID") for u in ("postgresql@15-main.service", "pgbouncer.service",
-                                                        "redis-server.service", "nginx.service")}
+    units = ("postgresql@15-main.service", "pgbouncer.service", "redis-server.service", "nginx.service")
+    before = {u: lab_host.unit(u, "MainPID") for u in units}
     inv = sre_testlib.lab_inventory_of(tmp_path, "systemd_hosts")
     # A lab host is a container: its load average is the whole (busy) test machine's (see the drill).
     defaults = yaml.safe_load((sre_testlib.REPO / "roles" / "incident" / "defaults" / "main.yml").read_text())
