@@ -75,9 +75,11 @@ def rulebook(flavour: str, name: str) -> str:
                 f"    # {alert} ({source})\n"
                 f"    - name: {alert} {status} {verb} {scenario}\n"
                 f"      condition: event.status == \"{status}\" and event.labels.alertname == \"{alert}\"\n"
-                "      # One run per alert instance however often Alertmanager (re)sends it: a storm runs once.\n"
+                "      # One run per alert instance (its labels' fingerprint and this firing's start), however\n"
+                "      # often Alertmanager (re)sends it: a storm runs once; a new firing runs again.\n"
                 "      throttle:\n        once_within: 5 minutes\n"
                 "        group_by_attributes:\n          - event.labels.alertname\n          - event.fingerprint\n"
+                "          - event.startsAt\n"
                 + action(flavour, scenario))
     names = ", ".join(f'"{n}"' for n in NOTIFY_ONLY)
     out.append(
