@@ -234,8 +234,9 @@ class Drill:
         t_fault = time.time()
         inject()
         times: dict[str, float] = {"fault": time.time()}
-        wait_for(lambda: self.active_alerts(alertname), f"{alertname} to fire", timeout)
-        times["firing"] = time.time()
+        alert = wait_for(lambda: self.active_alerts(alertname), f"{alertname} to fire", timeout)[0]
+        # Prometheus' own time of firing (startsAt; same machine, same clock), not when a poll saw it.
+        times["firing"] = _epoch(alert.get("startsAt")) or time.time()
         entry = wait_for(lambda: self.entries(scenario, since=t_fault), f"the rulebook to run {scenario}", timeout)[0]
         times["webhook"] = _epoch(entry["alert"]["received_at"]) or entry["ts"]
         times["playbook_start"] = wait_for(lambda: self.incident_run_at(scenario, target),

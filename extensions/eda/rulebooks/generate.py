@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write outage.yml (run_playbook) and outage_awx.yml (run_job_template) from one table:
 `python extensions/eda/rulebooks/generate.py`. tests/unit/eda checks the files are current."""
 
