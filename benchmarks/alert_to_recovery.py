@@ -37,7 +37,7 @@ TARGET_S = 30.0
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0]).parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="sre-eda-bench.") as workdir:
         with eda_drill.Drill(Path(workdir)).running() as drill:

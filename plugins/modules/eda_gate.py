@@ -97,7 +97,7 @@ run:
   returned: always
   type: bool
 target:
-  description: The inventory host the run is limited to (null when O(run) is false).
+  description: The inventory host the run is limited to (null when RV(run) is false).
   returned: always
   type: str
   sample: lab-postgres
@@ -122,13 +122,13 @@ alert:
   returned: always
   type: dict
 argv:
-  description: The C(ansible-playbook) command of the run (empty when O(run) is false).
+  description: The C(ansible-playbook) command of the run (empty when RV(run) is false).
   returned: always
   type: list
   elements: str
 vars_file:
   description: The 0600 extra-vars file the command reads (removed by the playbook afterwards).
-  returned: when run
+  returned: when RV(run) is true
   type: str
 """
 

@@ -350,7 +350,7 @@ class Drill:
                             "drill": fingerprint},
                  "startsAt": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")}
         started = time.monotonic()
-        for _ in range(count):
+        for _post in range(count):
             self.post({"receiver": "drill", "status": "firing", "alerts": [alert]})
         elapsed = time.monotonic() - started
         marker = f"EdaDrillEnd{fingerprint}"
