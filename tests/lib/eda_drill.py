@@ -108,8 +108,10 @@ class Drill:
         with contextlib.ExitStack() as stack:
             stack.enter_context(hosts_exclusive())
             stack.enter_context(sre_testlib.lab_running("pg"))
+            redis_was_up = sre_testlib.lab("redis", "status", check=False).returncode == 0
             stack.enter_context(sre_testlib.lab_running("redis"))
-            stack.callback(self._redis_pristine)
+            if redis_was_up or os.environ.get("LAB_KEEP") == "1":  # a Redis lab that stays up goes back to pristine
+                stack.callback(self._redis_pristine)
             stack.enter_context(sre_testlib.lab_running("hosts", "1"))
             # An unmanaged Redis group (no sentinels): the playbook, not Sentinel, must heal it.
             subprocess.run([str(sre_testlib.REPO / "lab" / "redis" / "reset"), "--no-sentinels"], check=True,
