@@ -135,6 +135,7 @@ class Drill:
         data = yaml.safe_load((inv / "hosts.yml").read_text())
         redis_host = data["all"]["children"]["redis"]["hosts"]["lab-redis"]
         redis_host.pop("redis_sentinels", None)
+        redis_host.pop("redis_master_name", None)
         (inv / "hosts.yml").write_text(yaml.safe_dump(data))
         return inv
 
