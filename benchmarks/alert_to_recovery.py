@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Fault -> alert -> rulebook -> playbook -> verified recovery, per scenario, on real Prometheus,
-Alertmanager and ansible-rulebook against the lab (the drill of tests/integration/eda, once per
+Alertmanager and ansible-rulebook against the lab (the drill of tests/drills/test_alert_to_recovery.py, once per
 round, printed as a table of seconds since the fault):
 
   fault -> alert firing (Alertmanager has it) -> webhook (the rulebook received it) -> playbook

@@ -1,4 +1,4 @@
-"""The alert -> recovery drill (tests/integration/eda, benchmarks/alert_to_recovery.py): real
+"""The alert -> recovery drill (tests/drills/test_alert_to_recovery.py, benchmarks/alert_to_recovery.py): real
 Prometheus + Alertmanager (lab/obs) scraping the lab, ansible-rulebook running
 extensions/eda/rulebooks/outage.yml, and three real faults - PostgreSQL connection exhaustion
 (lab/pg/inject), a killed Redis master, a killed nginx on a lab systemd host.
