@@ -146,7 +146,8 @@ class Drill:
             "webhook_host": self.addr, "webhook_port": int(self.v["lab_eda_webhook_port"]),
             "auto_remediate": {s: True for s in SCENARIO_VARS}, "max_remediations_per_hour": {"default": 5},
             "scenario_vars": SCENARIO_VARS}))
-        env = sre_testlib.ansible_env({"SRE_RUNBOOKS_STATE_DIR": str(self.state_dir),
+        # Unbuffered: the drill reads the rulebook's output (a debug rule's message) while it runs.
+        env = sre_testlib.ansible_env({"SRE_RUNBOOKS_STATE_DIR": str(self.state_dir), "PYTHONUNBUFFERED": "1",
                                        "JAVA_HOME": os.environ.get("JAVA_HOME") or JAVA_HOME,
                                        "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-tmp")})
         self.log = open(self.log_path, "ab")  # noqa: SIM115  (closed by stop_rulebook)
