@@ -12,6 +12,7 @@ longer has it active). Nothing here sleeps for a fixed time: every stage is a po
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import fcntl
@@ -178,7 +179,8 @@ class Drill:
             self.log.close()
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """The rulebook's output, whitespace folded (the playbook output wraps long lines)."""
+        return " ".join(self.log_path.read_text(errors="replace").split()) if self.log_path.exists() else ""
 
     def idle(self) -> bool:
         """No playbook runs under the rulebook (its child processes)."""
@@ -348,14 +350,19 @@ class Drill:
     def storm(self, count: int = 50) -> dict[str, t.Any]:
         """`count` identical alerts (one alert instance: same labels, fingerprint and startsAt) as
         fast as the webhook takes them; then an end marker, processed after all of them."""
+        assert count % 5 == 0
         fingerprint = f"storm{uuid.uuid4().hex[:12]}"
         alert = {"status": "firing", "fingerprint": fingerprint,
                  "labels": {"alertname": "HighDatabaseConnections", "inventory_host": "lab-postgres",
                             "drill": fingerprint},
                  "startsAt": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")}
         started = time.monotonic()
-        for _post in range(count):
-            self.post({"receiver": "drill", "status": "firing", "alerts": [alert]})
+        # 10 notifications of 5 copies each (the splitter makes every copy an event), from ten senders at
+        # once, as the replicas of an Alertmanager cluster and their retries would post them.
+        per_post = 5
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            list(pool.map(lambda _n: self.post({"receiver": "drill", "status": "firing", "alerts": [alert] * per_post}),
+                          range(count // per_post)))
         elapsed = time.monotonic() - started
         marker = f"EdaDrillEnd{fingerprint}"
         self.post({"alerts": [{"status": "firing", "fingerprint": marker, "labels": {"alertname": marker}}]})
