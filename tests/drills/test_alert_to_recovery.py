@@ -43,7 +43,10 @@ def check(result, target):
 
 def test_a_storm_of_identical_alerts_runs_the_playbook_once(drill):
     storm = drill.storm(50)
-    assert storm["seconds"] <= 2.0, f"posting took {storm['seconds']:.1f} s"
+    print(f"\n50 identical alerts posted in {storm['seconds']:.2f} s")
+    # ~1.2 s on the quiet 2-core machine: the webhook answers once the rule engine has taken each
+    # event. Bounded loosely so a loaded CI machine does not fail a test about the run count.
+    assert storm["seconds"] <= 5.0, f"posting took {storm['seconds']:.1f} s"
     assert len(storm["runs"]) == 1, storm["runs"]
     assert storm["runs"][0]["target"] == "lab-postgres" and storm["runs"][0]["run"]
 

@@ -350,16 +350,16 @@ class Drill:
     def storm(self, count: int = 50) -> dict[str, t.Any]:
         """`count` identical alerts (one alert instance: same labels, fingerprint and startsAt) as
         fast as the webhook takes them; then an end marker, processed after all of them."""
-        assert count % 5 == 0
+        assert count % 10 == 0
         fingerprint = f"storm{uuid.uuid4().hex[:12]}"
         alert = {"status": "firing", "fingerprint": fingerprint,
                  "labels": {"alertname": "HighDatabaseConnections", "inventory_host": "lab-postgres",
                             "drill": fingerprint},
                  "startsAt": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")}
         started = time.monotonic()
-        # 10 notifications of 5 copies each (the splitter makes every copy an event), from ten senders at
+        # notifications of 10 copies each (the splitter makes every copy an event), from parallel senders at
         # once, as the replicas of an Alertmanager cluster and their retries would post them.
-        per_post = 5
+        per_post = 10
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             list(pool.map(lambda _n: self.post({"receiver": "drill", "status": "firing", "alerts": [alert] * per_post}),
                           range(count // per_post)))
