@@ -245,7 +245,9 @@ class Drill:
         times["firing"] = _epoch(alert.get("startsAt")) or time.time()
         entry = wait_for(lambda: self.entries(scenario, since=t_fault), f"the rulebook to run {scenario}", timeout)[0]
         times["webhook"] = _epoch(entry["alert"]["received_at"]) or entry["ts"]
-        times["playbook_start"] = wait_for(lambda: self.incident_run_at(scenario, target),
+        # The scenario playbook's first task stamps the incident record (an earlier run's stamp is older).
+        times["playbook_start"] = wait_for(lambda: (self.incident_run_at(scenario, target) or 0) >= entry["ts"]
+                                           and self.incident_run_at(scenario, target),
                                            f"{scenario}'s playbook to start", timeout)
         wait_for(healed, f"{scenario} to heal", timeout)
         times["healed"] = time.time()
