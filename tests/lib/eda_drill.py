@@ -235,11 +235,12 @@ class Drill:
         urllib.request.urlopen(request, timeout=10).read()
 
     # --- one scenario -------------------------------------------------------------------------------
-    def run_scenario(self, scenario: str, alertname: str, target: str, inject: t.Callable[[], None],
+    def run_scenario(self, scenario: str, alertname: str, target: str, inject: t.Callable[[], float | None],
                      healed: t.Callable[[], bool], timeout: float = 180) -> dict[str, t.Any]:
+        """inject() makes the fault and returns when it happened (None: when inject() returned)."""
         t_fault = time.time()
-        inject()
-        times: dict[str, float] = {"fault": time.time()}
+        at = inject()
+        times: dict[str, float] = {"fault": at or time.time()}
         alert = wait_for(lambda: self.active_alerts(alertname), f"{alertname} to fire", timeout)[0]
         # Prometheus' own time of firing (startsAt; same machine, same clock), not when a poll saw it.
         times["firing"] = _epoch(alert.get("startsAt")) or time.time()
@@ -278,7 +279,8 @@ class Drill:
         try:
             result = self.run_scenario(
                 "db_exhaustion", "HighDatabaseConnections", "lab-postgres",
-                lambda: subprocess.run([str(inject), "300", "20"], check=True, capture_output=True, timeout=150),
+                # The fault is there once the injector holds every connection (it returns then).
+                lambda: subprocess.run([str(inject), "300", "20"], check=True, capture_output=True, timeout=150) and None,
                 lambda: self.pg_utilisation() < PG_THRESHOLD)
             result["utilisation_after"] = self.pg_utilisation()
             return result
@@ -302,10 +304,12 @@ class Drill:
         assert master == self.redis_ports[0], f"the drill expects the lab master on {self.redis_ports[0]}"
         pidfile = Path(self.v["lab_state_dir"]) / "redis" / f"node-{master}" / "redis.pid"
 
-        def kill() -> None:
+        def kill() -> float:
             pid = int(pidfile.read_text())
             os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the master to die", 10, 0.02)
+            at = time.time()
+            wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the master to die", 30, 0.02)
+            return at
 
         def healed() -> bool:
             port = self.redis_master()
@@ -333,10 +337,12 @@ class Drill:
                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                  f"root@{hv['ansible_host']}", command], capture_output=True, text=True, timeout=60, check=False)
 
-        def kill() -> None:
+        def kill() -> float:
             ssh("systemctl kill --signal=SIGKILL nginx.service")
+            at = time.time()
             wait_for(lambda: ssh("systemctl show -P ActiveState nginx.service").stdout.strip() == "failed",
                      "nginx to fail", 20, 0.2)
+            return at
 
         def healed() -> bool:
             with contextlib.suppress(OSError, urllib.error.URLError):
