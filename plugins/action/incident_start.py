@@ -9,7 +9,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration
 from ansible_collections.sre.runbooks.plugins.modules.incident_start import ARGUMENT_SPEC
-from ansible_collections.sre.runbooks.plugins.plugin_utils import _incident
+from ansible_collections.sre.runbooks.plugins.plugin_utils import _eda, _incident
 
 
 class ActionModule(ActionBase):
@@ -21,9 +21,14 @@ class ActionModule(ActionBase):
         del tmp
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         del validation
+        # An alert-driven run (ansible-rulebook passes the alert as ansible_eda.event): the incident
+        # started when the alert fired, unless started_at says otherwise. docs/eda.md.
+        eda_event = ((task_vars or {}).get("ansible_eda") or {}).get("event")
+        eda_event = eda_event if isinstance(eda_event, dict) else None
+        started_at = args.get("started_at") or _eda.alert_started_at(eda_event)
         try:
             window = parse_duration(args["window"], "window")
-            given = _incident.parse_timestamp(args["started_at"]) if args.get("started_at") else None
+            given = _incident.parse_timestamp(started_at) if started_at else None
             if args.get("incident_id"):
                 incident_id = _incident.validate_incident_id(args["incident_id"])
             else:
@@ -40,6 +45,8 @@ class ActionModule(ActionBase):
                 "set incident_state_dir (or SRE_RUNBOOKS_STATE_DIR) to a writable folder, "
                 "or pass incident_started_at") from None
         result.update(info)
+        if eda_event is not None:
+            result["alert"] = _eda.alert_summary(eda_event)
         # Bookkeeping on the controller, not a change to any system: a healthy run stays changed=0.
         result["changed"] = False
         return result

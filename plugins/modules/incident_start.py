@@ -17,6 +17,10 @@ description:
     later runs with the same incident id, within O(window) of the previous run, return the start
     that record holds. A record older than O(window) starts a new incident.
   - O(started_at) (the playbooks pass C(incident_started_at)) always wins and is recorded.
+  - In a run started by ansible-rulebook (the variable C(ansible_eda) holds the alert), the alert's
+    C(startsAt) is the incident's start unless O(started_at) is given, and the result carries the
+    alert (C(alert)). Every outage playbook calls this module first, so this is the one place
+    that reads the alert.
   - In check mode the record is read, never written.
   - The outage playbooks run it first and set C(incident_started_at) from its result for their roles.
 author:
@@ -121,6 +125,10 @@ written:
   description: Whether the record was written (false in check mode).
   returned: always
   type: bool
+alert:
+  description: The alert of an alert-driven run - name, status, fingerprint, labels, startsAt, webhook arrival.
+  returned: when the variable C(ansible_eda) holds an alert (C(ansible_eda.event))
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
