@@ -269,8 +269,19 @@ def test_one_job_template_per_outage_playbook_in_check_mode_with_its_survey(rend
 
 def test_every_template_points_at_a_playbook_that_exists(rendered):
     playbooks = [c["args"]["playbook"] for c in calls(rendered, "AWX | ") if "playbook" in c.get("args", {})]
-    assert len(playbooks) == len(OUTAGE) + 1
+    # one per outage playbook, the postmortem, and the one the alert rulebook launches
+    assert len(playbooks) == len(OUTAGE) + 2
     assert all((REPO / p).is_file() for p in playbooks), playbooks
+
+
+def test_the_template_the_alert_rulebook_launches_exists(rendered):
+    templates = {c["args"]["name"]: c["args"] for c in calls(rendered, "AWX | ") if "playbook" in c.get("args", {})}
+    rulebook = (REPO / "extensions" / "eda" / "rulebooks" / "outage_awx.yml").read_text()
+    assert "default('sre.runbooks eda_remediate')" in rulebook
+    eda = templates["sre.runbooks eda_remediate"]
+    assert eda["playbook"] == "playbooks/eda_remediate.yml"
+    # check mode is sre.runbooks.eda_gate's decision per alert; the alert arrives as extra vars
+    assert eda["job_type"] == "run" and eda["ask_variables_on_launch"] is True
 
 
 def test_one_workflow_per_scenario_assess_remediate_report(rendered):

@@ -20,7 +20,7 @@ def bare_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("folder", ["outage", "incident"])
+@pytest.mark.parametrize("folder", [".", "outage", "incident"])
 def test_every_playbook_resolves_from_playbooks_dir_without_ansible_cfg(folder):
     books = sorted(str(p.relative_to(PLAYBOOKS)) for p in (PLAYBOOKS / folder).glob("*.yml"))
     assert books
@@ -34,7 +34,7 @@ def test_every_playbook_resolves_from_playbooks_dir_without_ansible_cfg(folder):
 
 
 def test_the_links_point_at_this_checkout():
-    for folder in ("outage", "incident"):
+    for folder in (".", "outage", "incident"):
         link = PLAYBOOKS / folder / "collections" / "ansible_collections" / "sre" / "runbooks"
         assert link.is_symlink() and not os.path.isabs(os.readlink(link))
         assert link.resolve() == REPO.resolve()
