@@ -156,7 +156,7 @@ long_running:
     wait_event: {description: Wait event name., type: str}
     blocked_by: {description: "Sessions holding a lock it waits for (C(pg_blocking_pids)); a lock wait, not a slow query.", type: list, elements: int}
     kind: {description: "V(read), V(write) or V(utility) (DDL, VACUUM, CREATE INDEX, COPY, ...), from its first keyword.", type: str}
-    query_id: {description: "C(query_id) (PostgreSQL 14+ with compute_query_id), matches RV(statements.top[].queryid).", type: str}
+    query_id: {description: "C(query_id) (PostgreSQL 14+ with compute_query_id), matches C(queryid) in RV(statements).", type: str}
     query: {description: "Query text, literals redacted, secrets masked, truncated.", type: str}
 statements:
   description: The top statements from C(pg_stat_statements).

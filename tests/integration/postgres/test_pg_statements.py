@@ -166,4 +166,3 @@ def test_connection_error_names_the_target(call, su_login):
     port = free_port()
     message = assert_clean_failure(call("pg_statements", dict(su_login, login_port=port, connect_timeout=2)))
     assert f":{port}" in message
-
