@@ -98,6 +98,7 @@ def test_long_running_queries_are_listed_redacted(sessions, call, args, admin):
     su.run_in_thread("SELECT pg_sleep(60)")
     wait_for(lambda: all(activity(admin, [s.pid]).get(s.pid, {}).get("state") == "active" for s in (literal, su)),
              what="the sleeping sessions")
+    wait_for(lambda: youngest_query_age(admin, [slow.pid, literal.pid, su.pid]) >= 0.4, what="the queries to age")
     result = call("pg_statements", args(top=0, long_query_threshold="0.2s"))
     rows = {r["pid"]: r for r in result["long_running"]}
     assert {slow.pid, literal.pid, su.pid} <= set(rows)
@@ -114,6 +115,15 @@ def test_long_running_queries_are_listed_redacted(sessions, call, args, admin):
     assert result["statements"]["top"] == []
     # Under the threshold: not listed.
     assert slow.pid not in {r["pid"] for r in call("pg_statements", args(top=0, long_query_threshold="1h"))["long_running"]}
+
+
+def youngest_query_age(admin, pids) -> float:
+    """The age of the youngest of ``pids``' current queries (0 when one is not active)."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT min(CASE WHEN state = 'active' THEN EXTRACT(EPOCH FROM now() - query_start) ELSE 0 END), "
+                    "count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+        age, count = cur.fetchone()
+        return float(age) if count == len(pids) and age is not None else 0.0
 
 
 def test_missing_extension_is_reported_not_a_traceback(call, su_login):
