@@ -224,6 +224,7 @@ SELECT json_build_object(
   'active_queries', (SELECT count(*) FROM pg_stat_activity
                      WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()),
   'long_running_total', (SELECT count(*) FROM long_running),
+  'pgss_installed', to_regclass('pg_stat_statements') IS NOT NULL,
   'long_running', (SELECT coalesce(json_agg(l ORDER BY l.duration_seconds DESC), '[]') FROM
                    (SELECT * FROM long_running ORDER BY duration_seconds DESC LIMIT %(list_limit)s) l),
   'statements', {statements}
@@ -249,6 +250,10 @@ def _not_available_reason(exc: BaseException, dbname: str) -> str:
     return f"pg_stat_statements cannot be read: {first}"
 
 
+class _Missing(Exception):
+    pgcode = "42P01"
+
+
 def read(conn, threshold: float, top: int, order_by: str, databases: list[str] | None,
          list_limit: int = 100) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
     """One round trip when pg_stat_statements is readable (two when it is not: the first fails).
@@ -267,6 +272,10 @@ def read(conn, threshold: float, top: int, order_by: str, databases: list[str] |
         reason = _not_available_reason(exc, conn.get_dsn_parameters().get("dbname", "?"))
         row = query(conn, READ_SQL.format(long_running=_LONG_RUNNING, statements="'[]'::json"), args)[0]["result"]
         available = False
+    installed = row.pop("pgss_installed")
+    if available and top == 0 and not installed:  # not read, so the failure above could not tell
+        available = False
+        reason = _not_available_reason(_Missing(), conn.get_dsn_parameters().get("dbname", "?"))
     statements = row.pop("statements") or []
     for entry in statements:
         entry.pop("sort_key", None)
