@@ -136,7 +136,8 @@ def test_the_playbook_cancels_only_the_allowed_queries(fault, admin, pg_lab):
     assert result["cancelled"] == 2 and result["still_running"] == []
     assert sorted((a["action"], a["pid"], a["result"]) for a in result["actions"]) == sorted(
         ("cancel", s.pid, "done") for s in fault["reports"])
-    assert changed_tasks(report) == [f"sre.runbooks.slow_queries : {CANCEL_TASK} (pg_cancel_backend; the connection stays)"]
+    changed = changed_tasks(report)
+    assert len(changed) == 1 and changed[0].startswith(f"sre.runbooks.slow_queries : {CANCEL_TASK}"), changed
     assert result["long_running_after"] >= 2  # billing and the superuser still run
 
 
