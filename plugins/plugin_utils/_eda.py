@@ -26,6 +26,7 @@ import typing as t
 SCENARIO_GROUPS = {
     "db_exhaustion": "postgresql",
     "lock_contention": "postgresql",
+    "slow_queries": "postgresql",
     "redis_unavailable": "redis",
     "service_down": "systemd_hosts",
     "disk_full": "systemd_hosts",

@@ -26,7 +26,7 @@ from sre_testlib import REPO, VENV_BIN, ansible_env
 # Which area's session lab runs which outage playbook under ansible-runner (tests/unit/awx checks
 # that together they are every playbooks/outage/*.yml).
 COVERED = {
-    "postgres": ["db_exhaustion", "lock_contention"],
+    "postgres": ["db_exhaustion", "lock_contention", "slow_queries"],
     "redis": ["redis_unavailable"],
     "k8s": ["api_gateway_down", "crashloop", "memory_exhaustion", "node_failure"],
     "kafka": ["kafka_lag"],

@@ -12,6 +12,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ALERTS = [
     ("HighDatabaseConnections", "db_exhaustion", "002 Database Connection Issues; 001 Database Connection Exhaustion"),
     ("PostgresLockContention", "lock_contention", "003 Lock contention"),
+    ("PostgresSlowQueries", "slow_queries", "003 Scenario 2 Slow queries; 002 long-running queries"),
     ("RedisDown", "redis_unavailable", "002 Redis Issues; 000 Scenario C"),
     ("ServiceDown", "service_down", "002 Service Down; 004 Service not responding"),
     ("NodeFilesystemAlmostFull", "disk_full", "003 Disk full"),

@@ -1,4 +1,4 @@
-"""db_exhaustion and lock_contention under ansible-runner, as AWX runs them (tests/lib/runner_lab.py),
+"""db_exhaustion, lock_contention and slow_queries under ansible-runner, as AWX runs them (tests/lib/runner_lab.py),
 against the healthy lab PostgreSQL: the outcome the plain runs' no-fault controls assert
 (test_db_exhaustion_no_fault.py, test_lock_contention_cases.py), read from the job events."""
 
