@@ -129,19 +129,19 @@ def test_someone_else_holds_the_connections_so_no_restart():
 
 
 def test_by_user_when_no_application_names():
-    args = dict(APP, app_applications=[], app_users=["shop_rw"])
+    args = {**APP, "app_applications": [], "app_users": ["shop_rw"]}
     v = db_verdict(reading(by_user={"shop_rw": 700}), terminated=terminated(90.0), **args)
     assert v["app"]["restart"] is True and v["app"]["sessions"] == 700
 
 
 def test_no_evidence_configured_refuses():
-    args = dict(APP, app_applications=[], app_users=[])
+    args = {**APP, "app_applications": [], "app_users": []}
     v = db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0), **args)
     assert v["app"]["restart"] is False and "no evidence" in v["app"]["skipped"]
 
 
 def test_no_app_named_refuses():
-    args = dict(APP, app_name="")
+    args = {**APP, "app_name": ""}
     v = db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0), **args)
     assert v["app"]["restart"] is False and "db_exhaustion_app_unit" in v["app"]["skipped"]
 
@@ -187,14 +187,14 @@ def test_systemd_unit_not_active_is_restarted_even_if_it_changed_since():
 
 
 def test_no_incident_start_means_no_once_guard():
-    args = dict(APP, incident_started=None)
+    args = {**APP, "incident_started": None}
     v = db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0),
                    app_unit=unit("2026-12-03T03:04:00Z"), **args)
     assert v["app"]["restart"] is True
 
 
 def test_bad_incident_start_is_refused():
-    args = dict(APP, incident_started="yesterday")
+    args = {**APP, "incident_started": "yesterday"}
     with pytest.raises(AnsibleFilterError, match="ISO 8601"):
         db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0),
                    app_unit=unit("2026-12-03T03:04:00Z"), **args)
