@@ -266,12 +266,19 @@ def _app(left: float | None, threshold: float, restart: bool, name: str,
             app["skipped"] = (f"application unit {', '.join(unit['missing_units'])} not found on this host; "
                               "set db_exhaustion_app_unit")
             return app
-        units = unit.get("units") or []
-        since = _moment(units[0].get("active_since")) if units else None
+        # systemd_unit_info's units: keyed by the full unit name; one unit asked.
+        units = unit.get("units") or {}
+        state = next(iter(units.values()), {}) if isinstance(units, dict) else (units[0] if units else {})
+        try:
+            since = _moment(state.get("active_since"))
+        except AnsibleFilterError:
+            # Ambiguity refuses: without its start time, once per incident cannot be kept.
+            app["skipped"] = (f"cannot tell when {name} last started (active_since {state.get('active_since')!r}); "
+                              "not restarted, to keep the restart to once per incident")
+            return app
         started = _moment(incident_started)
-        if since and started and units[0].get("active_state") == "active" \
-                and since >= started.replace(microsecond=0):
-            app["already_restarted_at"] = units[0]["active_since"]
+        if since and started and state.get("active_state") == "active" and since >= started.replace(microsecond=0):
+            app["already_restarted_at"] = state["active_since"]
             return app
     app["restart"] = True
     return app

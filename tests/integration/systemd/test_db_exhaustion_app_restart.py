@@ -96,7 +96,7 @@ def test_app_restart_is_opt_in_truthful_in_check_mode_and_once_per_incident(lab_
     opt_in = {**incident, "db_exhaustion_restart_app": True}
     # Check mode: would restart (the evidence: its sessions are nearly all the clients), does not.
     rc, result = run(lab_host, opt_in, check=True)
-    assert rc == 0, result
+    assert rc == 0, (result["error"], result["verdict"])
     assert result["outcome"] == "check mode: would act"
     assert [(a["action"], a["target"], a["result"]) for a in result["actions"]] == \
         [("restart", f"systemd unit {UNIT}", "check mode")]

@@ -26,8 +26,9 @@ def terminated(percent, backends=()):
 
 def unit(active_since, state="active", missing=False):
     if missing:
-        return {"units": [{"name": "app.service", "exists": False}], "missing_units": ["app.service"]}
-    return {"units": [{"name": "app.service", "active_state": state, "active_since": active_since}],
+        return {"units": {"app.service": {"name": "app.service", "exists": False}}, "missing_units": ["app.service"]}
+    # systemd_unit_info's shape: units keyed by the full unit name.
+    return {"units": {"app.service": {"name": "app.service", "active_state": state, "active_since": active_since}},
             "missing_units": []}
 
 
@@ -198,3 +199,9 @@ def test_bad_incident_start_is_refused():
     with pytest.raises(AnsibleFilterError, match="ISO 8601"):
         db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0),
                    app_unit=unit("2026-12-03T03:04:00Z"), **args)
+
+
+def test_unreadable_unit_start_refuses_rather_than_risk_a_second_restart():
+    v = db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0),
+                   app_unit=unit("Thu 2026-12-03 03:04:00 UTC"), **APP)
+    assert v["app"]["restart"] is False and "cannot tell when app.service last started" in v["app"]["skipped"]
