@@ -269,6 +269,12 @@ def _app(left: float | None, threshold: float, restart: bool, name: str,
         # systemd_unit_info's units: keyed by the full unit name; one unit asked.
         units = unit.get("units") or {}
         state = next(iter(units.values()), {}) if isinstance(units, dict) else (units[0] if units else {})
+        if state.get("active_state") != "active":
+            # Not running: a restart would not refresh its connections, and a unit that failed after
+            # this runbook restarted it must not be restarted again (service_down's call).
+            app["skipped"] = (f"{name} is {state.get('active_state') or 'in an unknown state'}, not active: "
+                              "not restarted (a stopped unit holds no connections; see the service_down runbook)")
+            return app
         try:
             since = _moment(state.get("active_since"))
         except AnsibleFilterError:
@@ -277,7 +283,7 @@ def _app(left: float | None, threshold: float, restart: bool, name: str,
                               "not restarted, to keep the restart to once per incident")
             return app
         started = _moment(incident_started)
-        if since and started and state.get("active_state") == "active" and since >= started.replace(microsecond=0):
+        if since and started and since >= started.replace(microsecond=0):
             app["already_restarted_at"] = state["active_since"]
             return app
     app["restart"] = True

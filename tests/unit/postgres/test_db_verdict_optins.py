@@ -181,10 +181,12 @@ def test_systemd_unit_active_since_the_incident_is_not_restarted_again(since):
     assert "already restarted during this incident" in v["summary"]
 
 
-def test_systemd_unit_not_active_is_restarted_even_if_it_changed_since():
+@pytest.mark.parametrize("since", ["2026-12-03T02:00:00Z", "2026-12-03T03:04:00Z", None])
+def test_systemd_unit_not_active_is_never_restarted(since):
+    # Failed after this runbook's restart, or stopped before: not restarted (again) by this step.
     v = db_verdict(reading(by_application={"shop": 800}), terminated=terminated(90.0),
-                   app_unit=unit("2026-12-03T03:04:00Z", state="failed"), **APP)
-    assert v["app"]["restart"] is True
+                   app_unit=unit(since, state="failed"), **APP)
+    assert v["app"]["restart"] is False and "is failed, not active" in v["app"]["skipped"]
 
 
 def test_no_incident_start_means_no_once_guard():
