@@ -80,3 +80,48 @@ def test_pooler_rollout_restart_runs_once_per_incident(namespace, tmp_path, exha
     assert again["pooler_restarted"] is False, again
     assert [(a["action"], a["result"]) for a in again["actions"]] == [("rollout restart", "already done")], again
     assert pooler_pods(namespace) == restarted
+
+
+def test_app_rollout_restart_is_opt_in_and_once_per_incident(namespace, tmp_path, exhausted_postgres):
+    """Issue 12, runbook 001 "restart the application to refresh connections": the application
+    that holds the sessions (the injector's application_name) is a Deployment; restarted with a
+    rollout restart only when asked, once per incident; --check restarts nothing."""
+    apply(deployment("shop", namespace, replicas=1))
+    rollout_done("shop", namespace)
+    before = {p["metadata"]["name"] for p in pods(namespace, "app=shop")}
+    time.sleep(1.1)  # pod start times have a one-second resolution
+    lab = sre_testlib.lab_var
+    inv = inventory(
+        tmp_path, namespace,
+        postgresql_login_host=lab("lab_bind_address"), postgresql_login_port=lab("lab_pg_port"),
+        postgresql_login_user=lab("lab_pg_superuser"), postgresql_login_password=lab("lab_pg_password"),
+        postgresql_login_db="postgres")
+    extra = {"target": "lab-k8s", "incident_started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "db_exhaustion_utilisation_threshold": 20, "db_exhaustion_min_idle": "1h",
+             "db_exhaustion_min_idle_in_transaction": "1h", "db_exhaustion_restart_pooler": False,
+             "db_exhaustion_restart_app": True, "db_exhaustion_app_deployment": "shop",
+             "db_exhaustion_app_applications": ["fault-injector"]}
+
+    rc, report, err = sre_testlib.run_playbook(PLAYBOOK, inventory=inv, extra_vars=extra, check=True)
+    result = role_result(report, "db_exhaustion_result")
+    assert rc == 0, err
+    assert [(a["action"], a["result"]) for a in result["actions"]] == [("rollout restart", "check mode")], result
+    assert {p["metadata"]["name"] for p in pods(namespace, "app=shop")} == before, "--check restarted the app"
+    assert "restartedAt" not in str(get("deployment", "shop", namespace)["spec"]["template"])
+
+    rc, report, err = sre_testlib.run_playbook(PLAYBOOK, inventory=inv, extra_vars=extra)
+    result = role_result(report, "db_exhaustion_result")
+    # The injector is not in the Deployment: it holds its sessions still, and the run escalates.
+    assert rc != 0 and "Escalate" in result["error"], result
+    assert result["app_restarted"] is True and result["pooler_restarted"] is False
+    assert [(a["action"], a["result"]) for a in result["actions"]] == [("rollout restart", "done")], result["actions"]
+    wait_for(lambda: not {p["metadata"]["name"] for p in pods(namespace, "app=shop")} & before,
+             "the application's old pod to be replaced")
+    restarted = {p["metadata"]["name"] for p in pods(namespace, "app=shop")}
+
+    rc, report, err = sre_testlib.run_playbook(PLAYBOOK, inventory=inv, extra_vars=extra)
+    again = role_result(report, "db_exhaustion_result")
+    assert again["app_restarted"] is False, again
+    assert [(a["action"], a["result"]) for a in again["actions"]] == [("rollout restart", "already done")], again
+    assert {p["metadata"]["name"] for p in pods(namespace, "app=shop")} == restarted
+    assert lab("lab_pg_password") not in str(report) + err
