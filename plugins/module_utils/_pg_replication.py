@@ -172,7 +172,7 @@ def lsn_to_int(lsn: str | None) -> int | None:
     """'16/B374D848' -> byte position."""
     if not lsn:
         return None
-    high, _, low = lsn.partition("/")
+    high, low = lsn.split("/", 1)
     return (int(high, 16) << 32) + int(low, 16)
 
 

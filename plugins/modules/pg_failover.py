@@ -16,7 +16,7 @@ description:
     recovery, or that a standby's WAL receiver still streams from (a message less than
     O(min_primary_down_seconds) ago, so the path from here is cut) is left alone, and RV(verdict) says why.
   - A primary whose host refuses the connection (the host is up, PostgreSQL is not running) is to be
-    restarted, not replaced - RV(verdict.recommend) is V(restart) - unless the caller chose to fail over
+    restarted, not replaced - RV(verdict) recommends V(restart) - unless the caller chose to fail over
     by giving O(fence_command) or O(fenced=true).
   - A promotion needs the primary unreachable from here and no standby streaming from it for at least
     O(min_primary_down_seconds) (the module watches the group that long, re-probing every second, also in
@@ -82,7 +82,7 @@ options:
     description:
       - Refuse to promote a standby that has more than this many bytes of WAL received but not yet replayed
         (the promotion waits for it). V(-1) disables. (The dead primary's last LSN cannot be known; the
-        standby with the most WAL received is chosen, and RV(verdict.evidence.candidates) says how far behind
+        standby with the most WAL received is chosen, and the C(candidates) of RV(verdict) evidence say how far behind
         it every other one is.)
     type: int
     default: 16777216
@@ -332,8 +332,8 @@ def main() -> None:
                     fence(module, step["target"], actions)
                 else:
                     probe = probe_node(params, step["target"])
-                    if probe.get("reachable") or probe.get("error_kind") not in ("refused", "timeout",
-                                                                                  "unreachable", "dns"):
+                    stopped = ("refused", "timeout", "unreachable", "dns")
+                    if probe.get("reachable") or probe.get("error_kind") not in stopped:
                         actions.append(action_record("fence", step["target"], "failed", how=step["how"]))
                         raise Failed(f"fenced=true but {step['target']} answers ({probe.get('error_kind') or 'up'}); "
                                      "nothing was promoted")

@@ -206,7 +206,7 @@ def test_observe_down_watches_until_threshold(monkeypatch):
     calls = []
     monkeypatch.setattr(repl, "probe_all", lambda params, nodes: calls.append(1) or probes)
     clock = iter([0.0, 1.0, 2.5, 4.0])
-    _, p = repl.observe_down({}, [P, S], {"fenced": True}, 3.0, clock=lambda: next(clock), sleep=lambda s: None)
+    p = repl.observe_down({}, [P, S], {"fenced": True}, 3.0, clock=lambda: next(clock), sleep=lambda s: None)[1]
     assert p.act and len(calls) == 4
 
 
@@ -214,7 +214,7 @@ def test_observe_down_stops_when_evidence_changes(monkeypatch):
     seq = iter([[down(P, "timeout"), standby(status=None)], [primary(), standby()]])
     monkeypatch.setattr(repl, "probe_all", lambda params, nodes: next(seq))
     clock = iter([0.0, 1.0])
-    _, p = repl.observe_down({}, [P, S], {"fenced": True}, 3.0, clock=lambda: next(clock), sleep=lambda s: None)
+    p = repl.observe_down({}, [P, S], {"fenced": True}, 3.0, clock=lambda: next(clock), sleep=lambda s: None)[1]
     assert p.state == "healthy"
 
 
