@@ -72,3 +72,14 @@ def test_stopped_fenced_primary_is_replaced_then_nothing(healthy_pair):
     again_report, again = run(pair, {"db_down_fenced": True})
     assert again["actions"] == [] and changed(again_report) == 0
     assert again["state"] == "nodes_unreachable" and again["primary"] == pair.standby
+
+
+def test_secret_canary_at_vvv(healthy_pair):
+    """At -vvv (module arguments, task results, the debug of the whole record) no lab password shows."""
+    pair = healthy_pair
+    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars=FAST, limit=HOST,
+                                                  env={"ANSIBLE_VERBOSITY": "3"})
+    assert rc == 0, stderr[-2000:]
+    text = json.dumps(report) + stderr
+    for secret in pair.secrets:
+        assert secret not in text
