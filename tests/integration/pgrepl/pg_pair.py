@@ -110,6 +110,17 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def exists(pid: int) -> bool:
+    """kill -0: true for a running process and for a zombie not yet reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill_primary(pair: Pair) -> int:
     """SIGKILL the primary's postmaster (the host stays up); its children exit on postmaster death."""
     pid = int((pair.primary_data / "postmaster.pid").read_text().splitlines()[0])
@@ -120,6 +131,9 @@ def kill_primary(pair: Pair) -> int:
     # use and a restart would refuse to start.
     wait_for(lambda: not any(alive(int(child)) for child in children), 60,
              "the killed primary's children to exit")
+    # Until its reaper collects it, the dead postmaster is a zombie that `pg_ctl status` (kill -0)
+    # still counts as running: a restart would think there is nothing to start.
+    wait_for(lambda: not exists(pid), 60, "the killed postmaster to be reaped")
     return pid
 
 
