@@ -1,0 +1,84 @@
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: db_down_verdict
+short_description: The decision of the db_down runbook, from a check-mode pg_failover result
+version_added: 0.2.0
+author:
+  - SRE Runbooks Maintainers (@sre-runbooks)
+description:
+  - Turns the plan of M(sre.runbooks.pg_failover) (run in check mode, C(failed_when=false)) into the
+    runbook's decision - C(action) is V(none) (healthy), V(report) (something is wrong but acting
+    would be unsafe or is not automated - busy, starting, partitioned, split brain, fencing missing),
+    V(restart) (PostgreSQL is down on a host that is up, and a restart command is configured) or
+    V(promote) (the primary is down, confirmed and fenced). The role only wires its flags.
+options:
+  _input:
+    description: The registered check-mode result of M(sre.runbooks.pg_failover).
+    type: dict
+    required: true
+  restart_command:
+    description: The argv that restarts the primary (empty when none is configured).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Decide
+  ansible.builtin.set_fact:
+    db_down_verdict: "{{ db_down_plan | sre.runbooks.db_down_verdict(restart_command=db_down_restart_command) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(state), C(found), C(act), C(action), C(summary), C(primary), C(previous_primary), C(candidate).
+  type: dict
+"""
+
+import typing as t
+
+HEALTHY = ("healthy",)
+REPORT_ONLY = ("nodes_unreachable", "standbys_astray", "primary_busy", "primary_starting", "primary_partitioned",
+               "primary_down_unconfirmed")
+
+
+def db_down_verdict(plan: dict[str, t.Any], restart_command: list[str] | None = None) -> dict[str, t.Any]:
+    plan = plan or {}
+    verdict = plan.get("verdict") or {}
+    state = verdict.get("state") or ("error" if plan.get("failed") else "unknown")
+    out = {"state": state, "found": True, "act": False, "action": "report",
+           "summary": verdict.get("reason") or plan.get("msg") or "no assessment",
+           "primary": plan.get("primary"), "previous_primary": plan.get("previous_primary"),
+           "candidate": (plan.get("plan") or {}).get("candidate"), "guardrail": plan.get("guardrail")}
+    if plan.get("failed"):
+        # A guardrail (split brain, fencing missing, no candidate) or a bad input: report it, touch nothing.
+        out["summary"] = plan.get("msg") or "pg_failover failed"
+        return out
+    if state in HEALTHY:
+        out.update(found=False, action="none", summary=f"healthy, nothing to do: {out['summary']}")
+        return out
+    if state in REPORT_ONLY:
+        return out
+    if state == "primary_down_host_up":
+        if restart_command:
+            out.update(act=True, action="restart",
+                       summary=f"{out['previous_primary']}: PostgreSQL is down on a host that is up; restart it")
+        else:
+            out["summary"] += " (no db_down_restart_command is configured: restart it by hand)"
+        return out
+    if state == "primary_down" and verdict.get("act"):
+        out.update(act=True, action="promote")
+        return out
+    out["summary"] = f"unexpected pg_failover state {state!r}: {out['summary']}"
+    return out
+
+
+class FilterModule:
+    """The db_down runbook's decision."""
+
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
+        return {"db_down_verdict": db_down_verdict}

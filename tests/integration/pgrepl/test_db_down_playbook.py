@@ -1,0 +1,85 @@
+"""playbooks/outage/db_down.yml on the lab pair (issue 15): a healthy pair changes nothing (no-fault
+control, --check too); a SIGKILLed primary with its host up is restarted (not replaced) and the
+standby streams again; a stopped, fenced primary is replaced by the standby, which then takes writes,
+and a second run changes nothing."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import sre_testlib
+from pg_pair import Pair, kill_primary, sql, stop_primary
+
+PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_down.yml"
+RECORD_TASK = "sre.runbooks.db_down : Record | structured result for the incident timeline"
+HOST = "lab-postgres-pair"
+FAST = {"db_down_min_primary_down_seconds": 2}
+
+
+def run(pair: Pair, extra: dict[str, t.Any] | None = None, **kwargs) -> tuple[dict, dict]:
+    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars={**FAST, **(extra or {})}, limit=HOST,
+                                                  **kwargs)
+    text = json.dumps(report) + stderr
+    for secret in pair.secrets:
+        assert secret not in text, "a lab password appears in the playbook output"
+    assert rc == 0, f"ansible-playbook failed (rc={rc}): {stderr[-2000:]}\n{text[-3000:]}"
+    record = sre_testlib.task_results(report, RECORD_TASK)[HOST]
+    return report, record["ansible_facts"]["db_down_result"]
+
+
+def changed(report: dict) -> int:
+    return report["stats"][HOST]["changed"]
+
+
+def test_healthy_pair_no_fault_control(healthy_pair):
+    pair = healthy_pair
+    for check in (True, False):
+        report, result = run(pair, check=check)
+        assert result["outcome"] == "no action needed", result
+        assert result["state"] == "healthy" and result["actions"] == [] and changed(report) == 0
+    assert not sql(pair, pair.primary_port, "SELECT pg_is_in_recovery()")
+
+
+def test_killed_primary_is_restarted_not_replaced(healthy_pair):
+    pair = healthy_pair
+    kill_primary(pair)
+    assessed = run(pair, tags="assess")[1]
+    assert assessed["outcome"] == "assessed only" and assessed["action"] == "restart"
+    report, result = run(pair)
+    assert result["outcome"] == "healed", result
+    assert result["action"] == "restart" and result["primary"] == pair.primary
+    assert [(a["action"], a["target"]) for a in result["actions"]] == [("restart", pair.primary)]
+    assert result["state_after"] == "healthy" and result["write_check"]
+    assert sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()"), "the standby was promoted"
+
+
+def test_stopped_fenced_primary_is_replaced_then_nothing(healthy_pair):
+    pair = healthy_pair
+    stop_primary(pair)
+    planned_report, planned = run(pair, {"db_down_fenced": True}, check=True)
+    assert planned["outcome"].startswith("check mode"), planned
+    assert planned["candidate"] == pair.standby and planned["action"] == "promote"
+    assert sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()"), "--check promoted"
+
+    report, result = run(pair, {"db_down_fenced": True})
+    assert result["outcome"] == "healed", result
+    assert result["primary"] == pair.standby and result["previous_primary"] == pair.primary
+    assert [(a["action"], a["target"], a["result"]) for a in result["actions"]] == [
+        ("fence", pair.primary, "confirmed"), ("promote", pair.standby, "done")]
+    assert not sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()")
+
+    again_report, again = run(pair, {"db_down_fenced": True})
+    assert again["actions"] == [] and changed(again_report) == 0
+    assert again["state"] == "nodes_unreachable" and again["primary"] == pair.standby
+
+
+def test_secret_canary_at_vvv(healthy_pair):
+    """At -vvv (module arguments, task results, the debug of the whole record) no lab password shows."""
+    pair = healthy_pair
+    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars=FAST, limit=HOST,
+                                                  env={"ANSIBLE_VERBOSITY": "3"})
+    assert rc == 0, stderr[-2000:]
+    text = json.dumps(report) + stderr
+    for secret in pair.secrets:
+        assert secret not in text

@@ -1,0 +1,62 @@
+"""The db_down decision (plugins/filter/db_down_verdict.py): every branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sre.runbooks.plugins.filter.db_down_verdict import FilterModule, db_down_verdict
+
+
+def plan(state, act=False, **extra):
+    return dict({"changed": False, "verdict": {"state": state, "act": act, "reason": f"reason {state}"},
+                 "primary": "p:1", "previous_primary": "p:1", "plan": {"candidate": "s:2" if act else None}}, **extra)
+
+
+def test_healthy_nothing_to_do():
+    v = db_down_verdict(plan("healthy"))
+    assert (v["found"], v["act"], v["action"]) == (False, False, "none")
+    assert v["summary"].startswith("healthy, nothing to do")
+
+
+@pytest.mark.parametrize("state", ["nodes_unreachable", "standbys_astray", "primary_busy", "primary_starting",
+                                   "primary_partitioned", "primary_down_unconfirmed"])
+def test_report_only_states(state):
+    v = db_down_verdict(plan(state), restart_command=["x"])
+    assert (v["found"], v["act"], v["action"], v["state"]) == (True, False, "report", state)
+
+
+def test_guardrail_is_reported():
+    v = db_down_verdict({"failed": True, "msg": "guardrail 'split_brain' tripped", "guardrail": "split_brain",
+                         "verdict": {"state": "split_brain", "act": False}})
+    assert (v["act"], v["action"], v["guardrail"], v["state"]) == (False, "report", "split_brain", "split_brain")
+    assert "split_brain" in v["summary"]
+
+
+def test_failure_without_verdict():
+    v = db_down_verdict({"failed": True, "msg": "bad input"})
+    assert (v["state"], v["act"], v["summary"]) == ("error", False, "bad input")
+
+
+def test_host_up_restarts_with_a_command():
+    v = db_down_verdict(plan("primary_down_host_up"), restart_command=["systemctl", "restart", "postgresql"])
+    assert (v["act"], v["action"]) == (True, "restart")
+
+
+def test_host_up_without_command_reports():
+    v = db_down_verdict(plan("primary_down_host_up"), restart_command=[])
+    assert (v["act"], v["action"]) == (False, "report") and "by hand" in v["summary"]
+
+
+def test_primary_down_promotes():
+    v = db_down_verdict(plan("primary_down", act=True))
+    assert (v["act"], v["action"], v["candidate"]) == (True, "promote", "s:2")
+
+
+def test_unknown_state_reports():
+    v = db_down_verdict(plan("something_new"))
+    assert (v["act"], v["action"]) == (False, "report") and "unexpected" in v["summary"]
+    assert db_down_verdict(None)["state"] == "unknown"
+
+
+def test_filter_registered():
+    assert FilterModule().filters()["db_down_verdict"] is db_down_verdict
