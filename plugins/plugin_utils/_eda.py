@@ -27,6 +27,7 @@ SCENARIO_GROUPS = {
     "db_exhaustion": "postgresql",
     "lock_contention": "postgresql",
     "slow_queries": "postgresql",
+    "db_down": "postgresql_replication",
     "redis_unavailable": "redis",
     "service_down": "systemd_hosts",
     "disk_full": "systemd_hosts",

@@ -30,6 +30,7 @@ COVERED = {
     "redis": ["redis_unavailable"],
     "k8s": ["api_gateway_down", "crashloop", "memory_exhaustion", "node_failure"],
     "kafka": ["kafka_lag"],
+    "pgrepl": ["db_down"],
     "stripe": ["stripe_webhooks"],
     "systemd": ["service_down", "disk_full", "network_partition", "assess"],
 }
