@@ -64,11 +64,17 @@ class DockerLab:
         for f in self.trigger.iterdir():
             f.unlink()
         for service in self.services:
-            state = self.inspect(service)["State"]
-            if state["Status"] in ("exited", "created", "dead"):
+            inspected = self.inspect(service)
+            if inspected["State"]["Status"] in ("exited", "created", "dead"):
                 self.docker("start", self.name(service))
+            elif inspected["RestartCount"] > 0:
+                # A container that crash-looped in an earlier test counts as crash-looping for
+                # stable_seconds after it recovered; a restart through the API resets the count,
+                # so every test starts from a settled project.
+                self.docker("restart", "-t", "2", self.name(service))
         for service in self.services:
             self.healthy(service)
+            assert self.inspect(service)["RestartCount"] == 0
 
 
 @pytest.fixture(scope="session")
