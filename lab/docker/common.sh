@@ -15,7 +15,6 @@ PROJECT_DIR="$DOCKER_DIR/project"
 TRIGGER_DIR="$DOCKER_DIR/trigger"
 # Every container's cgroup sits under this parent, so down finds (and ends) exactly ours.
 CGROUP_PARENT="sre-lab-docker-$(printf '%s' "$LAB_STATE_DIR" | sha256sum | cut -c1-4)"
-CGROUP_HIERARCHIES=(blkio cpu cpuacct cpuset devices freezer memory pids systemd)
 PROJECT="$(lab_var lab_docker_project)"
 BIND="$(lab_var lab_bind_address)"
 API_PORT="$(lab_var lab_docker_api_port)"
