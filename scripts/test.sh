@@ -13,7 +13,7 @@ scripts/bootstrap.sh || exit 1
 run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/sre-runbooks-test.XXXXXX")"
 export TMPDIR="$run_tmp"
 
-components=(obs hosts k8s redis pgrepl pg kafka)
+components=(obs docker hosts k8s redis pgrepl pg kafka)
 was_down=()
 for c in "${components[@]}"; do
   [[ -x "lab/$c/status" ]] && ! "lab/$c/status" >/dev/null 2>&1 && was_down+=("$c")

@@ -1,0 +1,398 @@
+# Copyright: contributors to sre.runbooks
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker Engine API access and the compose-service logic shared by compose_service_info and
+compose_service.
+
+The client speaks the Engine's HTTP API over its Unix socket (or plain TCP) with the standard
+library only, so a compose host needs nothing installed besides Docker itself: the Docker SDK
+is rarely on such hosts, and community.docker's client needs C(requests) there. Services are
+found by the labels docker-compose v1 and v2 both set (com.docker.compose.project/service), so
+either CLI's projects work.
+
+The decisions (what is down, what crash-loops, what to start or restart once) are plain
+functions of the inspected containers, unit-tested branch by branch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import http.client
+import json
+import socket
+import typing as t
+import urllib.parse
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_text
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+STOPPED_STATES = ("exited", "dead", "created")
+# Concurrent per-container calls (inspect, stats, logs): the Engine has no batch form of them.
+WORKERS = 8
+
+
+def docker_argument_spec() -> dict[str, t.Any]:
+    return {
+        "docker_host": {"type": "str", "default": DEFAULT_HOST, "fallback": (env_fallback, ["DOCKER_HOST"])},
+        "timeout": {"type": "float", "default": 60.0},
+    }
+
+
+class DockerError(Exception):
+    """A failed Engine call; the message names the host and the next step."""
+
+    def __init__(self, msg: str, status: int | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class DockerAPI:
+    """The few Engine endpoints the runbooks need. One connection per call, so calls may run in
+    threads."""
+
+    def __init__(self, host: str, timeout: float = 60.0) -> None:
+        self.host = host
+        self.timeout = timeout
+        parsed = urllib.parse.urlparse(host)
+        if parsed.scheme == "unix":
+            self._unix = parsed.path
+            self._netloc = None
+        elif parsed.scheme in ("tcp", "http") and parsed.hostname:
+            self._unix = None
+            self._netloc = (parsed.hostname, parsed.port or 2375)
+        else:
+            raise DockerError(f"docker_host {host!r} is not unix:///PATH or tcp://HOST:PORT (TLS is not supported)")
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        timeout = self.timeout if timeout is None else timeout
+        if self._unix is not None:
+            return _UnixConnection(self._unix, timeout)
+        return http.client.HTTPConnection(self._netloc[0], self._netloc[1], timeout=timeout)
+
+    def call(self, method: str, path: str, query: dict[str, t.Any] | None = None,
+             timeout: float | None = None) -> tuple[int, bytes]:
+        if query:
+            path += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, path, headers={"Host": "docker"})
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise DockerError(f"cannot reach the Docker engine at {self.host}: {exc}; is dockerd running, "
+                              "and is docker_host (or DOCKER_HOST) right?") from exc
+        finally:
+            conn.close()
+        if response.status >= 400:
+            try:
+                message = json.loads(body).get("message", "")
+            except ValueError:
+                message = body.decode("utf-8", "replace")
+            raise DockerError(f"{method} {path.split('?')[0]} on {self.host}: HTTP {response.status} {message}".strip(),
+                              response.status)
+        return response.status, body
+
+    def get_json(self, path: str, **query: t.Any) -> t.Any:
+        return json.loads(self.call("GET", path, query)[1] or b"null")
+
+    def containers(self, project: str | None) -> list[dict[str, t.Any]]:
+        """Every compose container (of one project, or of all), running or not: one list call."""
+        label = f"{PROJECT_LABEL}={project}" if project else PROJECT_LABEL
+        return self.get_json("/containers/json", all="1", filters=json.dumps({"label": [label]}))
+
+    def inspect(self, container_id: str) -> dict[str, t.Any]:
+        return self.get_json(f"/containers/{container_id}/json")
+
+    def stats(self, container_id: str) -> dict[str, t.Any]:
+        # stream=false waits for two samples (about a second), which is what a CPU % needs.
+        return self.get_json(f"/containers/{container_id}/stats", stream="false")
+
+    def logs(self, container_id: str, lines: int) -> str:
+        body = self.call("GET", f"/containers/{container_id}/logs",
+                         {"stdout": "1", "stderr": "1", "tail": str(lines)})[1]
+        return demux(body)
+
+    def events(self, since: float, until: float, project: str, events: t.Sequence[str]) -> list[dict[str, t.Any]]:
+        """Container events of one project between two moments: one call (until makes it end)."""
+        filters = {"type": ["container"], "event": list(events), "label": [f"{PROJECT_LABEL}={project}"]}
+        body = self.call("GET", "/events", {"since": f"{since:.3f}", "until": f"{until:.3f}",
+                                            "filters": json.dumps(filters)})[1]
+        return [json.loads(line) for line in body.decode("utf-8", "replace").splitlines() if line.strip()]
+
+    def post(self, path: str, timeout: float | None = None, **query: t.Any) -> int:
+        return self.call("POST", path, query, timeout=timeout)[0]
+
+
+def demux(body: bytes) -> str:
+    """The log stream of a container without a TTY is framed (8-byte header: stream, 0, 0, 0,
+    big-endian size); with a TTY it is raw."""
+    if len(body) < 8 or body[0] not in (0, 1, 2) or body[1:4] != b"\0\0\0":
+        return body.decode("utf-8", "replace")
+    out, i = [], 0
+    while i + 8 <= len(body):
+        size = int.from_bytes(body[i + 4:i + 8], "big")
+        out.append(body[i + 8:i + 8 + size])
+        i += 8 + size
+    return b"".join(out).decode("utf-8", "replace")
+
+
+def parallel(func: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[t.Any]:
+    """func over items in threads; an item's exception is returned in its place, not raised."""
+    def guarded(item: t.Any) -> t.Any:
+        try:
+            return func(item)
+        except Exception as exc:  # pylint: disable=broad-except
+            return exc
+    if not items:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(WORKERS, len(items))) as pool:
+        return list(pool.map(guarded, items))
+
+
+def parse_docker_time(value: str | None) -> datetime.datetime | None:
+    """Docker's RFC 3339 times (nanoseconds, Z) -> aware datetime; the zero time -> None."""
+    if not value or value.startswith("0001-"):
+        return None
+    text = value.rstrip("Z")
+    if "." in text:
+        head, frac = text.split(".", 1)
+        digits = "".join(ch for ch in frac if ch.isdigit())
+        rest = frac[len(digits):]
+        text = f"{head}.{digits[:6]}{rest}"
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
+def container_record(inspected: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What a runbook reads of one container (docker inspect), never its environment."""
+    state = inspected.get("State") or {}
+    labels = (inspected.get("Config") or {}).get("Labels") or {}
+    host_config = inspected.get("HostConfig") or {}
+    health = state.get("Health") or {}
+    return {
+        "name": (inspected.get("Name") or "").lstrip("/"),
+        "id": (inspected.get("Id") or "")[:12],
+        "project": labels.get(PROJECT_LABEL),
+        "service": labels.get(SERVICE_LABEL),
+        "number": int(labels.get(NUMBER_LABEL) or 0),
+        "oneoff": labels.get(ONEOFF_LABEL) == "True",
+        "image": (inspected.get("Config") or {}).get("Image"),
+        "state": state.get("Status") or "unknown",
+        "running": bool(state.get("Running")),
+        "health": health.get("Status"),
+        "failing_streak": health.get("FailingStreak"),
+        "restart_count": inspected.get("RestartCount", 0),
+        "restart_policy": (host_config.get("RestartPolicy") or {}).get("Name") or "no",
+        "exit_code": state.get("ExitCode"),
+        "oom_killed": bool(state.get("OOMKilled")),
+        "error": mask_text(state.get("Error")) or None,
+        "started_at": state.get("StartedAt"),
+        "finished_at": state.get("FinishedAt") if not state.get("Running") else None,
+        "memory_limit_bytes": host_config.get("Memory") or None,
+    }
+
+
+def usage_record(stats: dict[str, t.Any]) -> dict[str, t.Any]:
+    """docker stats' numbers from one /stats sample: CPU % of one CPU x online CPUs, memory
+    without the page cache (as docker stats counts it), in % of the limit (the host's memory
+    when the container has none)."""
+    memory = stats.get("memory_stats") or {}
+    details = memory.get("stats") or {}
+    usage = memory.get("usage")
+    if usage is not None:
+        # cgroup v1 counts the page cache as "cache", v2 as "inactive_file".
+        usage -= details.get("total_inactive_file", details.get("inactive_file", details.get("cache", 0))) or 0
+    limit = memory.get("limit")
+    cpu, precpu = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    cpu_percent = None
+    try:
+        cpu_delta = cpu["cpu_usage"]["total_usage"] - precpu["cpu_usage"]["total_usage"]
+        system_delta = cpu["system_cpu_usage"] - precpu["system_cpu_usage"]
+        cpus = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or []) or 1
+        if system_delta > 0:
+            cpu_percent = round(cpu_delta / system_delta * cpus * 100.0, 2)
+    except (KeyError, TypeError):
+        pass
+    return {
+        "cpu_percent": cpu_percent,
+        "memory_usage_bytes": usage,
+        "memory_percent": round(usage * 100.0 / limit, 1) if usage is not None and limit else None,
+    }
+
+
+def problem_of(container: dict[str, t.Any], now: datetime.datetime, loop_threshold: int,
+               stable_seconds: float) -> str | None:
+    """Why a container needs a human or an action, or None when it serves.
+
+    stopped: not running and Docker will not start it again (stopped by hand, or exited with no
+      restart policy); restarting: Docker's restart policy is between two crashes; looping:
+      running now but restarted often and lately (a crash loop seen between two crashes);
+      unhealthy: running, and its healthcheck fails; paused: frozen by someone on purpose.
+    """
+    state = container["state"]
+    if state == "restarting":
+        return "restarting"
+    if state == "paused":
+        return "paused"
+    if state in STOPPED_STATES or not container["running"]:
+        return "stopped"
+    if container["health"] == "unhealthy":
+        return "unhealthy"
+    started = parse_docker_time(container.get("started_at"))
+    if (container.get("restart_count") or 0) >= loop_threshold and started is not None \
+            and (now - started).total_seconds() < stable_seconds:
+        return "looping"
+    return None
+
+
+def service_verdict(containers: list[dict[str, t.Any]], services: list[str] | None, acted: dict[str, list[str]],
+                    now: datetime.datetime, loop_threshold: int = 3, stable_seconds: float = 60.0,
+                    max_actions: int = 5) -> dict[str, t.Any]:
+    """What is wrong with a compose project's services and what to do about it, once.
+
+    containers: container_record()s (one-off `run` containers are ignored); services: the ones
+    in scope (None: every service found); acted: {"restart": [names], "start": [names]} of the
+    containers this incident already restarted or started (Docker events since its start).
+
+    - stopped, never started this incident -> start it (docker-compose start);
+    - stopped again after this incident started it -> report (it does not stay up);
+    - restarting / looping / unhealthy, not restarted this incident -> restart once;
+    - the same after this incident's restart -> report, do not restart again;
+    - paused -> report (someone froze it on purpose);
+    - more containers to act on than max_actions -> act on none (the host is the problem).
+    """
+    scoped = [c for c in containers if not c.get("oneoff") and (services is None or c["service"] in services)]
+    found = sorted({c["service"] for c in scoped if c.get("service")})
+    missing = [s for s in (services or []) if s not in found]
+    restarted, started = set(acted.get("restart") or []), set(acted.get("start") or [])
+    problems: dict[str, str] = {}
+    to_start, to_restart, report, oom = [], [], [], []
+    for c in sorted(scoped, key=lambda c: (c["service"] or "", c["number"])):
+        if c.get("oom_killed"):
+            oom.append(c["name"])
+        problem = problem_of(c, now, loop_threshold, stable_seconds)
+        if problem is None:
+            continue
+        problems[c["name"]] = problem
+        if problem == "paused":
+            report.append(c["name"])
+        elif problem == "stopped":
+            (report if c["name"] in started or c["name"] in restarted else to_start).append(c["name"])
+        elif c["name"] in restarted:
+            report.append(c["name"])
+        else:
+            to_restart.append(c["name"])
+    by_service = {s: [c["name"] for c in scoped if c["service"] == s] for s in found}
+    service_of = {c["name"]: c["service"] for c in scoped}
+    problem = None
+    if missing:
+        problem = (f"service(s) {', '.join(missing)} have no container in this project (found: "
+                   f"{', '.join(found) or 'none'}); creating containers is docker-compose up's job, not a runbook's")
+    elif len(to_start) + len(to_restart) > max_actions:
+        problem = (f"guardrail max_actions: {len(to_start) + len(to_restart)} containers need a start or restart "
+                   f"(limit {max_actions}); that many at once points at the host, not the services. "
+                   "Check memory, disk and the Docker daemon; raise max_actions to act anyway")
+        to_start, to_restart = [], []
+    names = sorted(problems)
+    parts = [f"{n} {problems[n]}" for n in names]
+    if oom:
+        parts.append(f"OOM-killed: {', '.join(oom)}")
+    return {
+        "healthy": not problems and not missing,
+        "problems": problems,
+        "down": names,
+        "oom_killed": oom,
+        "to_start": to_start,
+        "to_restart": to_restart,
+        "report": report,
+        "services_to_start": sorted({service_of[n] for n in to_start}),
+        "services_to_restart": sorted({service_of[n] for n in to_restart}),
+        "act": problem is None and bool(to_start or to_restart),
+        "problem": problem,
+        "services": by_service,
+        "summary": "; ".join(parts) if parts else "every container running and healthy",
+    }
+
+
+def acted_containers(events: list[dict[str, t.Any]]) -> dict[str, list[str]]:
+    """Docker events -> the containers restarted or started on request. An API restart (docker
+    restart, docker-compose restart, this collection) logs a `restart` event; a restart policy
+    logs only die/start, so `restart` events are the human (or runbook) restarts. Starts are
+    taken as given: a container stopped now that started since is one that did not stay up."""
+    acted: dict[str, set[str]] = {"restart": set(), "start": set()}
+    for event in events:
+        action = event.get("Action") or event.get("status")
+        name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+        if name and action in acted:
+            acted[action].add(name)
+    return {k: sorted(v) for k, v in acted.items()}
+
+
+def log_tail(api: DockerAPI, container_id: str, lines: int) -> list[str]:
+    text = mask_text(api.logs(container_id, lines))
+    return text.splitlines()[-lines:] if lines else []
+
+
+def plan_service_action(containers: list[dict[str, t.Any]], services: list[str], known: list[str], state: str,
+                        acted: dict[str, list[str]], max_containers: int, since: str | None,
+                        only: list[str] | None = None) -> dict[str, t.Any]:
+    """Which containers compose_service starts or restarts, which it leaves alone and why, or the
+    guardrail that stops it. containers: the named services' container_record()s; known: every
+    service of the project; only: the containers to limit the action to (None: all)."""
+    missing = [s for s in services if s not in known]
+    if missing:
+        return {"problem": f"service(s) {', '.join(missing)} not in the project (it has: {', '.join(known)}); "
+                           "nothing was changed", "act": [], "skipped": {}}
+    scoped = sorted((c for c in containers if not c.get("oneoff")), key=lambda c: (c["service"], c["number"]))
+    have = {c["service"] for c in scoped}
+    empty = [s for s in services if s not in have]
+    if empty:
+        return {"problem": f"service(s) {', '.join(empty)} have no container; creating one is docker-compose up's "
+                           "job, not a runbook's; nothing was changed", "act": [], "skipped": {}}
+    if only is not None:
+        strangers = sorted(set(only) - {c["name"] for c in scoped})
+        if strangers:
+            return {"problem": f"container(s) {', '.join(strangers)} do not belong to service(s) {', '.join(services)}; "
+                               "nothing was changed", "act": [], "skipped": {}}
+        scoped = [c for c in scoped if c["name"] in only]
+    act, skipped = [], {}
+    restarted = set(acted.get("restart") or [])
+    for c in scoped:
+        if c["state"] == "paused":
+            skipped[c["name"]] = "paused (someone froze it on purpose); docker unpause it by hand"
+        elif state == "started":
+            if c["state"] == "restarting":
+                skipped[c["name"]] = "in Docker's restart back-off; its restart policy starts it"
+            elif c["running"]:
+                skipped[c["name"]] = "running"
+            else:
+                act.append(c["name"])
+        elif c["name"] in restarted:
+            skipped[c["name"]] = f"already restarted at or after {since}"
+        else:
+            act.append(c["name"])
+    if len(act) > max_containers:
+        return {"problem": f"guardrail max_containers: {len(act)} containers to {'start' if state == 'started' else 'restart'} "
+                           f"({', '.join(act)}), limit {max_containers}; raise max_containers to act anyway; "
+                           "nothing was changed", "act": [], "skipped": skipped}
+    return {"problem": None, "act": act, "skipped": skipped}
