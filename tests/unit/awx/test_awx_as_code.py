@@ -38,7 +38,7 @@ DESTRUCTIVE = {
     "lock_contention_force", "memory_exhaustion_allow_limit_raise", "network_partition_restart_resolver",
     "node_failure_drain", "node_failure_delete_emptydir_data", "node_failure_force",
     "redis_unavailable_allow_flush", "redis_unavailable_force", "service_down_restart", "stripe_webhooks_replay",
-    "slow_queries_reset", "db_down_fenced", "db_down_force",
+    "slow_queries_reset", "db_down_fenced", "db_down_force", "db_exhaustion_kill_blockers", "db_exhaustion_restart_app",
 }
 # What the stand-in run passes as secrets: none may show up outside a no_log credential task.
 SECRETS = {"awx_postgresql_password": "Pg-Canary-4c1e9b", "awx_redis_password": "Rd-Canary-77a0f3",
