@@ -29,6 +29,13 @@ options:
     description: The registered result of C(sre.runbooks.http_health) on the processor (empty when not checked).
     type: dict
     default: {}
+  secret:
+    description:
+      - What C(sre.runbooks.stripe_webhooks_k8s_secret) found about the signing secret in the app's
+        Kubernetes configuration (empty when the secret is not checked there).
+      - When given, a secret that is not set there refuses, and it is the C(webhook_secret) reported.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -39,19 +46,29 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(act), C(healthy), C(problem), C(summary), C(would_replay) (event ids), C(processor_ok).
+  description: >-
+    C(act), C(healthy), C(problem), C(summary), C(would_replay) (event ids), C(processor_ok),
+    C(webhook_secret) (presence, length and source of the signing secret; never its value).
   type: dict
 """
 
 
-def stripe_webhooks_verdict(check: dict[str, t.Any], health: t.Optional[dict[str, t.Any]] = None) -> dict[str, t.Any]:
+def stripe_webhooks_verdict(check: dict[str, t.Any], health: t.Optional[dict[str, t.Any]] = None,
+                            secret: t.Optional[dict[str, t.Any]] = None) -> dict[str, t.Any]:
     check = check or {}
     health = health or {}
     verdict = check.get("verdict") or {}
     would = list(check.get("would_replay") or [])
     processor_ok = None if not health or health.get("skipped") else bool(health.get("all_ok"))
     findings = {"act": False, "healthy": False, "problem": None, "summary": "", "would_replay": would,
-                "processor_ok": processor_ok, "too_old": [e.get("id") for e in check.get("too_old") or []]}
+                "processor_ok": processor_ok, "too_old": [e.get("id") for e in check.get("too_old") or []],
+                "webhook_secret": secret or check.get("webhook_secret") or {}}
+    if secret and not secret.get("present"):
+        findings["problem"] = (f"the webhook signing secret is not set in the app's configuration ({secret.get('source')}): "
+                               "the processor cannot verify Stripe's signatures, so a replay would fail again. "
+                               "Create the Secret (or its key), restart the app, then re-run")
+        findings["summary"] = "refused: webhook secret missing in Kubernetes"
+        return findings
     if check.get("skipped"):
         findings["problem"] = "the failed events were not listed (the assessment was skipped)"
         findings["summary"] = "not assessed"
