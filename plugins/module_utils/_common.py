@@ -62,6 +62,17 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def parse_moment(value: t.Any, option: str = "time") -> datetime.datetime:
+    """An ISO 8601 timestamp (naive means UTC), or a duration meaning that long ago (`10m`):
+    the form of the once-per-incident options (`restarted_after`)."""
+    text = str(value).strip()
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return utc_now() - datetime.timedelta(seconds=parse_duration(text, option))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
 def utc_iso(moment: datetime.datetime | None = None) -> str:
     """ISO 8601 UTC timestamp with a Z suffix, the format every `actions` entry uses."""
     moment = moment or utc_now()

@@ -142,12 +142,11 @@ diff:
   type: dict
 """
 
-import datetime
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_duration, utc_iso, utc_now
+from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_moment, utc_iso, utc_now
 from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     DockerAPI,
     DockerError,
@@ -157,17 +156,6 @@ from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     parallel,
     plan_service_action,
 )
-from ansible_collections.sre.runbooks.plugins.module_utils._k8s import parse_time
-
-
-def threshold_of(value: str) -> datetime.datetime:
-    try:
-        moment = parse_time(value)
-        if moment is not None:
-            return moment
-    except ValueError:
-        pass
-    return utc_now() - datetime.timedelta(seconds=parse_duration(value, "restarted_after"))
 
 
 def summary(c: dict) -> dict:
@@ -193,7 +181,7 @@ def main() -> None:
     if not p["services"]:
         module.fail_json(msg="services is empty: name the services to act on (nothing else is ever touched)", **result)
     try:
-        since = threshold_of(p["restarted_after"]) if p["restarted_after"] else None
+        since = parse_moment(p["restarted_after"], "restarted_after") if p["restarted_after"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc), **result)
     api = None

@@ -187,11 +187,10 @@ verdict:
       type: str
 """
 
-import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_duration, utc_now
+from ansible_collections.sre.runbooks.plugins.module_utils._common import parse_moment, utc_now
 from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     DockerAPI,
     DockerError,
@@ -204,17 +203,6 @@ from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     service_verdict,
     usage_record,
 )
-from ansible_collections.sre.runbooks.plugins.module_utils._k8s import parse_time
-
-
-def threshold_of(value: str) -> datetime.datetime:
-    try:
-        moment = parse_time(value)
-        if moment is not None:
-            return moment
-    except ValueError:
-        pass
-    return utc_now() - datetime.timedelta(seconds=parse_duration(value, "restarted_after"))
 
 
 def main() -> None:
@@ -232,7 +220,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     try:
-        since = threshold_of(p["restarted_after"]) if p["restarted_after"] else None
+        since = parse_moment(p["restarted_after"], "restarted_after") if p["restarted_after"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     try:

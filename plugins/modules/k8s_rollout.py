@@ -242,13 +242,12 @@ diff:
   type: dict
 """
 
-import datetime
 import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_duration, utc_now
+from ansible_collections.sre.runbooks.plugins.module_utils._common import action_record, parse_moment, utc_now
 from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     CRASH_REASONS,
     DEPLOYMENT_REVISION,
@@ -274,18 +273,6 @@ from ansible_collections.sre.runbooks.plugins.module_utils._k8s import (
     workload_health,
     workload_path,
 )
-
-
-def threshold_of(value):
-    """restarted_after -> an aware datetime: an ISO 8601 timestamp, or now minus a duration."""
-    try:
-        moment = parse_time(value)
-        if moment is not None:
-            return moment
-    except ValueError:
-        pass
-    seconds = parse_duration(value, "restarted_after")
-    return utc_now() - datetime.timedelta(seconds=seconds)
 
 
 class Rollout:
@@ -373,7 +360,7 @@ class Rollout:
             try:
                 # Kubernetes stamps start and restart times in whole seconds; compare likewise, or
                 # a restart in the same second as the threshold would look "before" it.
-                threshold = threshold_of(p["restarted_after"]).replace(microsecond=0)
+                threshold = parse_moment(p["restarted_after"], "restarted_after").replace(microsecond=0)
             except ValueError as exc:
                 self.fail(str(exc))
             requested = parse_time(annotations.get(RESTARTED_AT)) if annotations.get(RESTARTED_AT) else None

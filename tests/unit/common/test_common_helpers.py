@@ -10,6 +10,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     GuardrailTripped,
     action_record,
     parse_duration,
+    parse_moment,
     truncate,
     utc_iso,
 )
@@ -144,3 +145,15 @@ def test_guardrail_tripped_names_the_guardrail_and_the_override():
         "guardrail 'max_terminate' tripped: 312 sessions match; nothing was changed. "
         "To override: raise max_terminate"
     )
+
+
+def test_parse_moment_reads_a_timestamp_or_a_duration_ago():
+    utc = datetime.timezone.utc
+    assert parse_moment("2026-12-03T04:00:00Z") == datetime.datetime(2026, 12, 3, 4, tzinfo=utc)
+    assert parse_moment("2026-12-03T04:00:00") == datetime.datetime(2026, 12, 3, 4, tzinfo=utc)
+    assert parse_moment("2026-12-03T05:00:00+01:00") == datetime.datetime(2026, 12, 3, 4, tzinfo=utc)
+    assert parse_moment("2026-12-03T04:00:00.5+00:00").second == 0
+    ago = datetime.datetime.now(utc) - parse_moment("10m")
+    assert 599 <= ago.total_seconds() <= 605
+    with pytest.raises(ValueError, match="restarted_after"):
+        parse_moment("yesterday-ish", "restarted_after")

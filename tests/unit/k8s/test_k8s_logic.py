@@ -162,17 +162,6 @@ def test_memory_quantity_rounds_up_to_mib(size, text):
     assert memory_quantity(size) == text
 
 
-def test_restarted_after_takes_a_timestamp_or_a_duration():
-    from ansible_collections.sre.runbooks.plugins.modules.k8s_rollout import threshold_of
-
-    assert threshold_of("2026-01-01T03:12:00Z") == datetime.datetime(2026, 1, 1, 3, 12, tzinfo=datetime.timezone.utc)
-    assert threshold_of("2026-01-01T03:12:00.5+00:00").second == 0
-    ago = datetime.datetime.now(datetime.timezone.utc) - threshold_of("15m")
-    assert 899 <= ago.total_seconds() <= 905
-    with pytest.raises(ValueError, match="restarted_after"):
-        threshold_of("yesterday-ish")
-
-
 def test_release_hash_ignores_restart_stamps_and_own_markers_only():
     from ansible_collections.sre.runbooks.plugins.module_utils._k8s import release_hash
 
