@@ -348,6 +348,18 @@ def acted_containers(events: list[dict[str, t.Any]]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in acted.items()}
 
 
+def oom_kills(events: list[dict[str, t.Any]]) -> dict[str, int]:
+    """Docker events -> how many times each container was OOM-killed (`oom` events). A container
+    under a restart policy runs again a moment after its OOM kill, and its State.OOMKilled and
+    exit code describe only the current run: the events keep the evidence."""
+    counts: dict[str, int] = {}
+    for event in events:
+        name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+        if name and (event.get("Action") or event.get("status")) == "oom":
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def log_tail(api: DockerAPI, container_id: str, lines: int) -> list[str]:
     text = mask_text(api.logs(container_id, lines))
     return text.splitlines()[-lines:] if lines else []

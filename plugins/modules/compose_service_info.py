@@ -63,6 +63,7 @@ options:
         C(docker-compose restart), C(sre.runbooks.compose_service)) are not to be restarted
         or started again; the verdict reports them instead.
       - Without it, every failing container may be acted on.
+      - With it, the OOM kills since then are counted from Docker's events (C(oom_kills)).
     type: str
   restart_loop_threshold:
     description: A running container restarted this many times by Docker and up for less than O(stable_seconds) is crash-looping.
@@ -107,7 +108,11 @@ projects:
   elements: str
   sample: [shop]
 services:
-  description: Per service, its containers (oldest number first) - state and, for running ones, usage.
+  description:
+    - Per service, its containers (oldest number first) - state and, for running ones, usage.
+    - C(oom_killed) is true when the last exit was an OOM kill or, with O(restarted_after), when an OOM kill
+      happened since then (C(oom_kills) counts them; a restart policy may already have started the
+      container again). C(oom_kills) is null without O(restarted_after) and O(project).
   returned: always
   type: dict
   sample:
@@ -124,6 +129,7 @@ services:
         restart_policy: unless-stopped
         exit_code: 137
         oom_killed: true
+        oom_kills: 2
         started_at: "2026-05-01T03:12:00.123456789Z"
         finished_at: null
         memory_limit_bytes: 67108864
@@ -153,7 +159,7 @@ verdict:
       type: list
       elements: str
     oom_killed:
-      description: Containers whose last exit was an OOM kill.
+      description: Containers whose last exit was an OOM kill, or OOM-killed since O(restarted_after).
       type: list
       elements: str
     to_start:
@@ -198,6 +204,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     container_record,
     docker_argument_spec,
     log_tail,
+    oom_kills,
     parallel,
     problem_of,
     service_verdict,
@@ -237,9 +244,15 @@ def main() -> None:
             if isinstance(item, Exception):
                 raise item
             records.append(container_record(item))
-        acted = {"restart": [], "start": []}
+        acted, ooms = {"restart": [], "start": []}, {}
         if since is not None and p["project"]:
-            acted = acted_containers(api.events(since.timestamp(), now.timestamp(), p["project"], ("restart", "start")))
+            events = api.events(since.timestamp(), now.timestamp(), p["project"], ("restart", "start", "oom"))
+            acted, ooms = acted_containers(events), oom_kills(events)
+        for r in records:
+            # the OOM kills since the incident started, even when a restart policy has already
+            # started the container again (State.OOMKilled then describes the new run only)
+            r["oom_kills"] = ooms.get(r["name"], 0) if since is not None and p["project"] else None
+            r["oom_killed"] = r["oom_killed"] or bool(r["oom_kills"])
         verdict = service_verdict(records, p["services"], acted, now, p["restart_loop_threshold"],
                                   p["stable_seconds"], p["max_actions"])
         ids_of = {r["name"]: cid for cid, r in zip(ids, records)}

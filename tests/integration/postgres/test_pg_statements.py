@@ -15,9 +15,13 @@ COMMENT_SECRET = "slowq-comment-literal-8c1f"
 
 
 @pytest.fixture(scope="module")
-def workload(pg_lab):
+def workload(pg_lab, admin):
     """Statements in the sandbox database that pg_stat_statements records: a slow read, fast point
-    reads, an update and a utility statement that keeps its literal."""
+    reads, an update and a utility statement that keeps its literal. The statistics are reset first:
+    in a full run the tests before these (lock waits, floods) leave slower and more frequent
+    statements in the same database, and the order asserted below is this workload's."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_stat_statements_reset()")
     conn = connect(pg_lab, application=f"{TAG}-stmt-load", autocommit=True)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_sleep(0.3)")

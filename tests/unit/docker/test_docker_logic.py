@@ -12,6 +12,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._docker import (
     acted_containers,
     container_record,
     demux,
+    oom_kills,
     parse_docker_time,
     plan_service_action,
     problem_of,
@@ -190,3 +191,13 @@ def test_plan_only_named_containers():
     assert p["act"] == ["shop_api_2"] and p["problem"] is None
     p = plan_service_action(cs, ["api"], ["api"], "restarted", {}, 5, None, ["shop_worker_1"])
     assert p["act"] == [] and "do not belong" in p["problem"]
+
+
+def test_oom_kills_counts_oom_events_per_container():
+    def event(action, name):
+        return {"Type": "container", "Action": action, "Actor": {"Attributes": {"name": name}}}
+    events = [event("oom", "shop_worker_1"), event("die", "shop_worker_1"), event("start", "shop_worker_1"),
+              event("oom", "shop_worker_1"), {"status": "oom", "Actor": {"Attributes": {"name": "shop_api_1"}}},
+              {"Action": "oom", "Actor": {}}]
+    assert oom_kills(events) == {"shop_worker_1": 2, "shop_api_1": 1}
+    assert oom_kills([]) == {}
