@@ -408,3 +408,135 @@ def plan_service_action(containers: list[dict[str, t.Any]], services: list[str],
                            f"({', '.join(act)}), limit {max_containers}; raise max_containers to act anyway; "
                            "nothing was changed", "act": [], "skipped": skipped}
     return {"problem": None, "act": act, "skipped": skipped}
+
+
+def _mib(value: t.Any) -> str:
+    return f"{value / 1048576:.0f} MiB" if isinstance(value, (int, float)) and value else "no limit"
+
+
+def oom_verdict(containers: list[dict[str, t.Any]], acted: dict[str, list[str]], max_actions: int = 3,
+                warn_percent: float = 90.0, restart: bool = True) -> dict[str, t.Any]:
+    """memory_exhaustion on a compose host (runbook 003 "High memory"), from compose_service_info's
+    containers (container_record() + usage_record() + its `problem`) and the containers this
+    incident already restarted (acted["restart"]).
+
+    - OOM-killed (its last exit was the kernel's OOM killer) and not serving now (stopped,
+      restarting, crash-looping, unhealthy), not restarted this incident -> restart once;
+    - the same after this incident's restart -> report: the work does not fit the limit (or it
+      leaks); raising mem_limit is a change to the compose file, a human's decision;
+    - OOM-killed but serving again (its restart policy brought it back and it stayed up) -> report;
+    - not OOM-killed, memory at or above warn_percent of its limit -> report (near its limit);
+    - down for another reason -> not this runbook's (service_down's): listed in `other`;
+    - restart false -> report only; more than max_actions to restart -> none (the host is the problem).
+    """
+    restarted = set(acted.get("restart") or [])
+    oom, near, other, to_restart, again = [], [], [], [], []
+    report: dict[str, str] = {}
+    for c in sorted((c for c in containers if not c.get("oneoff")), key=lambda c: (c.get("service") or "", c.get("number") or 0)):
+        name, problem = c["name"], c.get("problem")
+        usage = (f"limit {_mib(c.get('memory_limit_bytes'))}, usage {_mib(c.get('memory_usage_bytes'))}"
+                 if c.get("memory_usage_bytes") else f"limit {_mib(c.get('memory_limit_bytes'))}")
+        if c.get("oom_killed"):
+            oom.append({"name": name, "service": c.get("service"), "state": c.get("state"), "problem": problem,
+                        "memory_limit_bytes": c.get("memory_limit_bytes"), "memory_usage_bytes": c.get("memory_usage_bytes"),
+                        "memory_percent": c.get("memory_percent"), "restart_count": c.get("restart_count"),
+                        "exit_code": c.get("exit_code")})
+            if problem is None:
+                report[name] = f"OOM-killed earlier, serving again ({usage}); watch it"
+            elif problem == "paused":
+                report[name] = f"OOM-killed and paused ({usage}); someone froze it on purpose"
+            elif name in restarted:
+                again.append(name)
+                report[name] = (f"OOM-killed again after this incident's restart ({usage}): the work does not fit "
+                                "the limit or it leaks; raise mem_limit in the compose file (a human's change) "
+                                "or find the leak")
+            elif not restart:
+                report[name] = f"OOM-killed, {problem} ({usage}); restart not allowed (memory_exhaustion_compose_restart)"
+            else:
+                to_restart.append(name)
+        elif problem is not None:
+            other.append(name)
+        elif (c.get("memory_percent") or 0) >= warn_percent and c.get("memory_limit_bytes"):
+            near.append(name)
+            report[name] = f"at {c['memory_percent']}% of its memory limit ({usage}); not OOM-killed yet"
+    service_of = {c["name"]: c.get("service") for c in containers}
+    guardrail = None
+    if len(to_restart) > max_actions:
+        guardrail = (f"guardrail max_actions: {len(to_restart)} OOM-killed containers to restart (limit {max_actions}); "
+                     "that many at once points at the host's memory, not the services; raise the limit to act anyway")
+        for name in to_restart:
+            report[name] = "OOM-killed; not restarted: " + guardrail
+        to_restart = []
+    parts = [f"{o['name']} OOM-killed ({o['state']}, limit {_mib(o['memory_limit_bytes'])})" for o in oom]
+    parts += [f"{n} near its limit" for n in near]
+    return {
+        "found": bool(oom or near),
+        "oom_killed": oom,
+        "near_limit": near,
+        "to_restart": to_restart,
+        "services_to_restart": sorted({service_of[n] for n in to_restart}),
+        "report": report,
+        "other": other,
+        "down_after_restart": again,
+        "act": bool(to_restart),
+        "problem": guardrail,
+        "summary": "; ".join(parts) if parts else "no container OOM-killed or near its memory limit",
+    }
+
+
+def prune_plan(containers: list[dict[str, t.Any]], images: list[dict[str, t.Any]], now: float,
+               min_age_seconds: float = 3600.0, max_containers: int = 50, max_images: int = 50) -> dict[str, t.Any]:
+    """`docker system prune`, guarded (runbook 003 "Disk space issues"): what may go, from one
+    /containers/json?all=1 and one /images/json?filters=dangling list (the Engine's list shapes).
+
+    - a container goes only when stopped (exited, created, dead), of no compose project (a
+      stopped compose container is a service someone stopped: `docker-compose start` needs it,
+      and its logs are the evidence), not a one-off of one either, and finished or created at
+      least min_age_seconds ago;
+    - an image goes only when dangling (no tag) and no container - running or not - uses it;
+    - never volumes, never networks, never a tagged image;
+    - more than max_containers or max_images -> nothing goes (a cap, not a sample: something
+      else is wrong, a human looks).
+    """
+    used_images = {c.get("ImageID") for c in containers}
+    gone_containers, kept = [], {}
+    for c in sorted(containers, key=lambda c: c.get("Created") or 0):
+        name = ((c.get("Names") or ["?"])[0]).lstrip("/")
+        labels = c.get("Labels") or {}
+        if c.get("State") not in STOPPED_STATES:
+            continue
+        if PROJECT_LABEL in labels:
+            kept[name] = f"stopped container of compose project {labels[PROJECT_LABEL]}"
+            continue
+        if now - (c.get("Created") or now) < min_age_seconds:
+            kept[name] = f"created less than {min_age_seconds:.0f} s ago"
+            continue
+        gone_containers.append({"name": name, "id": (c.get("Id") or "")[:12], "image": c.get("Image"),
+                                "state": c.get("State"), "size_bytes": c.get("SizeRw") or 0})
+    gone_ids = {c.get("Id") for c in containers
+                if ((c.get("Names") or ["?"])[0]).lstrip("/") in {g["name"] for g in gone_containers}}
+    still_used = {c.get("ImageID") for c in containers if c.get("Id") not in gone_ids}
+    gone_images = []
+    for image in sorted(images, key=lambda i: i.get("Created") or 0):
+        tags = [tg for tg in (image.get("RepoTags") or []) if tg != "<none>:<none>"]
+        if tags:
+            continue
+        if image.get("Id") in still_used:
+            kept[image.get("Id", "")[7:19]] = "dangling image used by a container that stays"
+            continue
+        gone_images.append({"id": (image.get("Id") or "")[7:19], "size_bytes": image.get("Size") or 0,
+                            "created": image.get("Created"), "used_by_removed_container": image.get("Id") in used_images})
+    problem = None
+    if len(gone_containers) > max_containers or len(gone_images) > max_images:
+        problem = (f"guardrail: {len(gone_containers)} stopped containers (cap {max_containers}) and "
+                   f"{len(gone_images)} dangling images (cap {max_images}) would go; nothing was removed. "
+                   "List them (check mode) and raise the caps to prune anyway")
+    total = sum(c["size_bytes"] for c in gone_containers) + sum(i["size_bytes"] for i in gone_images)
+    return {
+        "containers": [] if problem else gone_containers,
+        "images": [] if problem else gone_images,
+        "would_free_bytes": 0 if problem else total,
+        "kept": kept,
+        "problem": problem,
+        "act": problem is None and bool(gone_containers or gone_images),
+    }
