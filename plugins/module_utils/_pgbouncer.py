@@ -108,7 +108,8 @@ def plan_repoint(text: str, host: str, port: int, names: list[str] | None = None
         line = lines[e["line"]]
         ending = line[len(line.rstrip("\r\n")):]
         m = _ENTRY.match(line.rstrip("\r\n"))
-        assert m is not None
+        if m is None:  # databases() matched this very line
+            raise ConfigError(f"line {e['line'] + 1} of [databases] does not parse")
         lines[e["line"]] = f"{m.group(1)}{m.group(2)}{m.group(3)}{retarget(m.group(4), host, port)}{m.group(5)}{ending}"
         changes.append({"name": e["name"], "before": target_name(e["host"], e["port"]),
                         "after": target_name(host, port)})

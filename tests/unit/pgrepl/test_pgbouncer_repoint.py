@@ -52,7 +52,7 @@ def test_plan_repoints_every_entry_only_in_databases():
 
 
 def test_plan_selected_names_and_errors():
-    _, changes = plan_repoint(INI, "db2", 5432, ["app"])
+    changes = plan_repoint(INI, "db2", 5432, ["app"])[1]
     assert [c["name"] for c in changes] == ["app"]
     with pytest.raises(ConfigError, match="no \\[databases\\] entry named nope"):
         plan_repoint(INI, "db2", 5432, ["nope"])

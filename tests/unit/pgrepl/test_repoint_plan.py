@@ -77,7 +77,7 @@ def test_down_since_skips_the_second_window_when_fresh_probe_agrees(monkeypatch)
 def test_down_since_does_not_override_fresh_evidence(monkeypatch):
     alive = [{"node": P, "reachable": False, "role": "unknown", "error_kind": "too_many_clients", "host_up": True,
               "reason": "busy", "error": "busy"}, node(S, "standby", upstream=P)]
-    plan, _ = _observe(monkeypatch, iter([alive]), down_since=900.0)
+    plan = _observe(monkeypatch, iter([alive]), down_since=900.0)[0]
     assert (plan.state, plan.act) == ("primary_busy", False)
 
 
