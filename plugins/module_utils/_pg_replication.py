@@ -14,6 +14,7 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import GuardrailTripped
+from ansible_collections.sre.runbooks.plugins.module_utils._pgbouncer import retarget
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     OWN_APPLICATION_NAME,
     PSYCOPG2_IMPORT_ERROR,
@@ -196,6 +197,15 @@ def conninfo_target(conninfo: str | None) -> tuple[str | None, int | None]:
         return host, None
 
 
+def retarget_conninfo(conninfo: str | None, node: str) -> str:
+    """primary_conninfo pointed at node (host and port replaced, user, passfile, password,
+    application_name... kept). A URI conninfo is not rewritten (ValueError)."""
+    if conninfo and conninfo.strip().startswith(("postgres://", "postgresql://")):
+        raise ValueError("primary_conninfo is a URI; re-point it by hand")
+    host, port = parse_node(node)
+    return retarget(conninfo or "", host, port)
+
+
 def _connect_kwargs(params: dict[str, t.Any], host: str, port: int) -> dict[str, t.Any]:
     kwargs: dict[str, t.Any] = dict(host=host, port=port, user=params["login_user"], dbname=params["login_db"],
                                     connect_timeout=params["connect_timeout"], application_name=OWN_APPLICATION_NAME)
@@ -351,7 +361,8 @@ def _age(probe: dict[str, t.Any]) -> float | None:
 
 def plan_failover(probes: list[dict[str, t.Any]], *, primary_hint: str | None = None, force: bool = False,
                   fenced: bool = False, fence_command: bool = False, down_for: float = 0.0,
-                  min_primary_down_seconds: float = 10.0, max_lag_bytes: int | None = 16 * 1024 * 1024) -> Plan:
+                  min_primary_down_seconds: float = 10.0, max_lag_bytes: int | None = 16 * 1024 * 1024,
+                  repoint_standbys: bool = False) -> Plan:
     """The decision, from the probes alone. Raises GuardrailTripped for split brain, a missing fence,
     no candidate and too much lag; returns a Plan (act False) for every "leave it alone" state."""
     by_node = {p["node"]: p for p in probes}
@@ -381,12 +392,27 @@ def plan_failover(probes: list[dict[str, t.Any]], *, primary_hint: str | None = 
 
     if len(primaries) == 1:
         primary = primaries[0]["node"]
-        astray = [s["node"] for s in standbys if s["node"] not in streaming_from(primary)]
+        astray = [s for s in standbys if s["node"] not in streaming_from(primary)]
         if astray:
-            return Plan("standbys_astray", f"{primary} is the one primary, but {', '.join(astray)} do(es) not "
-                        "stream from it; re-pointing standbys is not automated: fix primary_conninfo (or rebuild "
-                        "the standby) by hand", primary=primary, previous_primary=primary,
-                        recommend="repoint_standbys", evidence={"astray": astray})
+            names = ", ".join(s["node"] for s in astray)
+            evidence = {"astray": [s["node"] for s in astray],
+                        "upstreams": {s["node"]: s.get("upstream") for s in astray}}
+            # A standby that streams from somewhere else (a cascade, or a primary this run cannot see)
+            # is not re-pointed: only one whose WAL receiver streams from nowhere.
+            idle = [s for s in astray if (s.get("wal_receiver") or {}).get("status") != "streaming"]
+            if not repoint_standbys or len(idle) < len(astray):
+                busy = [s["node"] for s in astray if s not in idle]
+                why = (f"; {', '.join(busy)} stream(s) from another node (a cascade, or a primary this run "
+                       "cannot see): check by hand" if busy else
+                       "; re-point them with repoint_standbys=true (primary_conninfo + reload)")
+                return Plan("standbys_astray", f"{primary} is the one primary, but {names} do(es) not stream "
+                            f"from it{why}", primary=primary, previous_primary=primary,
+                            recommend="repoint_standbys", evidence=evidence)
+            steps = [{"action": "repoint", "target": s["node"], "from": s.get("upstream"), "to": primary}
+                     for s in astray]
+            return Plan("standbys_astray", f"{primary} is the one primary; re-point {names} to it (their WAL "
+                        "receivers stream from nowhere)", act=True, steps=steps, primary=primary,
+                        previous_primary=primary, recommend="repoint_standbys", evidence=evidence)
         if unreachable:
             return Plan("nodes_unreachable", f"{primary} is the one primary and every reachable standby streams "
                         f"from it; {', '.join(unreachable)} do(es) not answer", primary=primary,
@@ -486,25 +512,46 @@ def plan_failover(probes: list[dict[str, t.Any]], *, primary_hint: str | None = 
            "streams from it")
     reason = (f"promote {best['node']} (most WAL received: {best.get('receive_lsn')}): {why}; {old} is fenced by "
               + ("fence_command first" if fence_command else "the caller"))
-    if others:
-        reason += f"; {', '.join(others)} must then be re-pointed to {best['node']} (not automated)"
+    if others and repoint_standbys:
+        steps += [{"action": "repoint", "target": node, "from": old, "to": best["node"]} for node in others]
+        reason += f"; then re-point {', '.join(others)} to {best['node']}"
+    elif others:
+        reason += (f"; {', '.join(others)} must then be re-pointed to {best['node']} (repoint_standbys=true "
+                   "does it)")
     return Plan("primary_down", reason, act=True, steps=steps, primary=best["node"], previous_primary=old,
                 candidate=best["node"], recommend="promote", evidence=evidence)
+
+
+# How old an earlier observation (down_since) may be and still count.
+MAX_REUSED_OBSERVATION_SECONDS = 600.0
 
 
 def observe_down(params: dict[str, t.Any], nodes: list[str], plan_args: dict[str, t.Any],
                  min_primary_down_seconds: float, interval: float = 1.0,
                  clock: t.Callable[[], float] = time.monotonic,
-                 sleep: t.Callable[[float], None] = time.sleep) -> tuple[list[dict], Plan]:
+                 sleep: t.Callable[[float], None] = time.sleep,
+                 down_since: float | None = None, wall: t.Callable[[], float] = time.time) -> tuple[list[dict], Plan]:
     """Probe, decide; while the only thing missing is time (primary_down_unconfirmed), watch the
     group until the primary has stayed down with no standby streaming for min_primary_down_seconds,
-    or the evidence changes (then that decision stands)."""
-    started = clock()
+    or the evidence changes (then that decision stands).
+
+    down_since (epoch seconds, from an earlier run's evidence) counts only through plan_failover's last
+    check: every probe of this run must still show the primary down with no standby streaming from it
+    (busy, starting, partitioned and healthy are decided from the fresh probes, whatever down_since says).
+    A primary_down plan carries evidence['down_since'] for the next run to reuse."""
+    started, started_wall = clock(), wall()
+    credit = 0.0
+    if down_since is not None and 0.0 <= started_wall - down_since <= MAX_REUSED_OBSERVATION_SECONDS:
+        credit = started_wall - down_since
     probes = probe_all(params, nodes)
-    plan = plan_failover(probes, down_for=0.0, min_primary_down_seconds=min_primary_down_seconds, **plan_args)
+    plan = plan_failover(probes, down_for=credit, min_primary_down_seconds=min_primary_down_seconds, **plan_args)
     while plan.state == "primary_down_unconfirmed":
         sleep(interval)
         probes = probe_all(params, nodes)
-        plan = plan_failover(probes, down_for=clock() - started, min_primary_down_seconds=min_primary_down_seconds,
-                             **plan_args)
+        plan = plan_failover(probes, down_for=credit + clock() - started,
+                             min_primary_down_seconds=min_primary_down_seconds, **plan_args)
+    if plan.state == "primary_down":
+        plan.evidence["down_since"] = round(started_wall - credit, 3)
+        if credit:
+            plan.evidence["reused_observation_seconds"] = round(credit, 3)
     return probes, plan

@@ -27,8 +27,15 @@ description:
     and the module waits until it accepts writes (C(pg_is_in_recovery()) false) on a new timeline.
   - Two primaries at once (split brain) - the module refuses (guardrail C(split_brain)), names both with their
     timelines and LSNs in RV(split_brain), and changes nothing.
-  - Not automated (reported, not done) - re-pointing the other standbys (C(primary_conninfo) + reload, or
-    C(pg_rewind)) and the pooler to the new primary; RV(standbys_to_repoint) lists the standbys.
+  - With O(repoint_standbys=true), the other standbys are re-pointed to the new primary after a promotion,
+    and so is a standby whose WAL receiver streams from nowhere while the group has one primary (state
+    V(standbys_astray)) - C(ALTER SYSTEM SET primary_conninfo) (host and port replaced, the rest kept),
+    C(pg_reload_conf()), the standby's C(primary_slot_name) created on the primary when missing, then the
+    module waits until the standby streams from the primary. A standby that streams from another node (a
+    cascade, or a primary this run cannot see) is never re-pointed; the state is reported. C(pg_rewind) is
+    not run - a standby that cannot follow the new timeline fails the step and must be rebuilt.
+  - Without O(repoint_standbys), RV(standbys_to_repoint) lists the standbys to re-point. The pooler is
+    re-pointed by M(sre.runbooks.pgbouncer_repoint).
 author:
   - sre.runbooks maintainers (@sre-runbooks)
 extends_documentation_fragment:
@@ -86,6 +93,21 @@ options:
         it every other one is.)
     type: int
     default: 16777216
+  repoint_standbys:
+    description:
+      - Re-point standbys that do not stream from the (new) primary - see the description. V(false) only
+        reports them.
+    type: bool
+    default: false
+  down_since:
+    description:
+      - Reuse an earlier observation - the C(verdict.evidence.down_since) of a check-mode run (epoch seconds)
+        that saw the primary down with no standby streaming from it. The module still probes the group
+        first and decides from that probe; only when it again shows the primary down with no standby
+        streaming does the time since O(down_since) count towards O(min_primary_down_seconds), so the act
+        run does not watch the window a second time. A moment in the future, or older than 10 minutes,
+        is ignored.
+    type: float
   wait_timeout:
     description:
       - Seconds to wait for the fenced primary to stop answering and for the promoted standby to accept writes.
@@ -165,7 +187,8 @@ nodes:
   type: list
   elements: dict
 standbys_to_repoint:
-  description: Reachable standbys that still follow the old primary after a promotion (re-pointing them is not automated).
+  description: Reachable standbys that still follow the old primary after a promotion (re-pointed when
+    O(repoint_standbys=true), see RV(actions)).
   returned: when a promotion was planned
   type: list
   elements: str
@@ -201,6 +224,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._pg_replication impor
     parse_nodes,
     probe_all,
     probe_node,
+    retarget_conninfo,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import PSYCOPG2_IMPORT_ERROR
 from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_argv, mask_text
@@ -208,6 +232,14 @@ from ansible_collections.sre.runbooks.plugins.module_utils._secrets import mask_
 
 def roles(probes: list[dict]) -> dict[str, str]:
     return {p["node"]: (p["role"] if p.get("reachable") else "unreachable") for p in probes}
+
+
+def roles_after(before: dict[str, str], steps: list[dict]) -> dict[str, str]:
+    after = dict(before)
+    for step in steps:
+        after[step["target"]] = {"fence": "fenced", "promote": "primary"}.get(step["action"],
+                                                                              f"standby of {step.get('to')}")
+    return after
 
 
 class Failed(Exception):
@@ -264,6 +296,52 @@ def promote(module: AnsibleModule, target: str, actions: list[dict]) -> dict:
         time.sleep(0.5)
 
 
+def repoint(module: AnsibleModule, step: dict, actions: list[dict]) -> None:
+    """primary_conninfo of the standby step['target'] -> step['to'], reload, wait until it streams from it."""
+    params = module.params
+    target, primary = step["target"], step["to"]
+    conn = connect_node(params, target)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery(), current_setting('primary_conninfo'), "
+                        "current_setting('primary_slot_name')")
+            in_recovery, conninfo, slot = cur.fetchone()
+            if not in_recovery:
+                actions.append(action_record("repoint", target, "failed", to=primary))
+                raise Failed(f"{target} is no longer a standby; it was not re-pointed")
+            try:
+                new = retarget_conninfo(conninfo, primary)
+            except ValueError as exc:
+                actions.append(action_record("repoint", target, "failed", to=primary))
+                raise Failed(f"{target}: {exc}") from None
+            if slot:
+                upstream = connect_node(params, primary)
+                try:
+                    with upstream.cursor() as ucur:
+                        ucur.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
+                finally:
+                    upstream.close()
+            cur.execute("ALTER SYSTEM SET primary_conninfo = %s", (new,))
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+    deadline = time.monotonic() + params["wait_timeout"]
+    while True:
+        probe = probe_node(params, target)
+        receiver = probe.get("wal_receiver") or {}
+        if probe.get("upstream") == primary and receiver.get("status") == "streaming":
+            actions.append(action_record("repoint", target, "done", to=primary, previous=step.get("from"),
+                                         slot=slot or None, receive_lsn=probe.get("receive_lsn")))
+            return
+        if time.monotonic() > deadline:
+            actions.append(action_record("repoint", target, "failed", to=primary, previous=step.get("from")))
+            raise Failed(f"{target} was re-pointed to {primary} (primary_conninfo, reload) but does not stream from "
+                         f"it after {params['wait_timeout']:g} s (a diverged timeline needs pg_rewind or a rebuild); "
+                         "check its log")
+        time.sleep(0.5)
+
+
 def main() -> None:
     spec = nodes_argument_spec()
     spec.update(
@@ -274,6 +352,8 @@ def main() -> None:
         min_primary_down_seconds=dict(type="float", default=10),
         max_lag_bytes=dict(type="int", default=16777216),
         wait_timeout=dict(type="float", default=60),
+        repoint_standbys=dict(type="bool", default=False),
+        down_since=dict(type="float"),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
@@ -294,10 +374,12 @@ def main() -> None:
         module.fail_json(msg=f"primary {hint} is not one of nodes ({', '.join(nodes)})", changed=False, actions=[])
     plan_args = dict(primary_hint=hint, force=params["force"], fenced=params["fenced"],
                      fence_command=bool(params["fence_command"]),
-                     max_lag_bytes=None if params["max_lag_bytes"] < 0 else params["max_lag_bytes"])
+                     max_lag_bytes=None if params["max_lag_bytes"] < 0 else params["max_lag_bytes"],
+                     repoint_standbys=params["repoint_standbys"])
     probes: list[dict] = []
     try:
-        probes, plan = observe_down(params, nodes, plan_args, params["min_primary_down_seconds"])
+        probes, plan = observe_down(params, nodes, plan_args, params["min_primary_down_seconds"],
+                                    down_since=params["down_since"])
     except GuardrailTripped as exc:
         extra = {"split_brain": exc.primaries} if isinstance(exc, SplitBrain) else {}
         probes = probes or probe_all(params, nodes)
@@ -307,7 +389,7 @@ def main() -> None:
     result = dict(changed=False, verdict=plan.verdict, plan=plan.as_dict(), primary=plan.primary,
                   previous_primary=plan.previous_primary, nodes=probes)
     before = roles(probes)
-    if plan.act:
+    if plan.act and plan.candidate:
         others = [p["node"] for p in probes if p.get("reachable") and p["role"] == "standby"
                   and p["node"] != plan.candidate]
         result["standbys_to_repoint"] = others
@@ -316,10 +398,7 @@ def main() -> None:
                                            **{k: v for k, v in s.items() if k not in ("action", "target")})
                              for s in plan.steps] if plan.act else []
         if module._diff:
-            after = dict(before)
-            if plan.act:
-                after[plan.candidate] = "primary"
-                after[plan.previous_primary] = "fenced"
+            after = roles_after(before, plan.steps if plan.act else [])
             result["diff"] = dict(before=dict(primary=plan.previous_primary, nodes=before),
                                   after=dict(primary=plan.primary, nodes=after))
         module.exit_json(**result)
@@ -342,8 +421,10 @@ def main() -> None:
             elif step["action"] == "promote":
                 final = promote(module, step["target"], actions)
                 result["nodes"] = [final if p["node"] == final["node"] else p for p in probes]
+            elif step["action"] == "repoint":
+                repoint(module, step, actions)
     except Failed as exc:
-        module.fail_json(msg=str(exc), changed=any(a["action"] == "promote" and a["result"] == "done"
+        module.fail_json(msg=str(exc), changed=any(a["action"] in ("promote", "repoint") and a["result"] == "done"
                                                    for a in actions),
                          actions=actions, plan=plan.as_dict(), verdict=plan.verdict, nodes=probes)
     except Exception as exc:  # pylint: disable=broad-except
@@ -354,7 +435,7 @@ def main() -> None:
                          plan=plan.as_dict(), verdict=plan.verdict, nodes=probes)
     result.update(changed=True, actions=actions)
     if module._diff:
-        after = dict(before, **{plan.candidate: "primary", plan.previous_primary: "fenced"})
+        after = roles_after(before, plan.steps)
         result["diff"] = dict(before=dict(primary=plan.previous_primary, nodes=before),
                               after=dict(primary=plan.primary, nodes=after))
     module.exit_json(**result)

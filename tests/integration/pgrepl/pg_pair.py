@@ -25,6 +25,7 @@ class Pair(t.NamedTuple):
     password: str
     app_password: str
     state_dir: Path
+    bouncer_port: int = 0
 
     @property
     def primary(self) -> str:
@@ -52,7 +53,7 @@ def pair_settings() -> Pair:
     return Pair(host=v["lab_bind_address"], primary_port=int(v["lab_pg_port"]),
                 standby_port=int(v["lab_pg_standby_port"]), superuser=v["lab_pg_superuser"],
                 password=v["lab_pg_password"], app_password=v["lab_pg_app_password"],
-                state_dir=Path(v["lab_state_dir"]))
+                state_dir=Path(v["lab_state_dir"]), bouncer_port=int(v["lab_pgbouncer_port"]))
 
 
 def sql(pair: Pair, port: int, statement: str) -> t.Any:
@@ -149,8 +150,50 @@ def restore(pair: Pair) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"lab/pg/up failed: {proc.stderr[-2000:]}")
         time.sleep(1)
+    restore_pooler(pair)
     sre_testlib.lab("pgrepl", "up")
     wait_for(lambda: streaming(pair), 60, "the standby to stream again")
+
+
+def pooler_ini(pair: Pair) -> Path:
+    return pair.state_dir / "pg" / "pgbouncer.ini"
+
+
+def pooler_admin(pair: Pair, statement: str) -> list[tuple]:
+    conn = psycopg2.connect(host=pair.host, port=pair.bouncer_port, user=pair.superuser, password=pair.password,
+                            dbname="pgbouncer", connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def restore_pooler(pair: Pair) -> None:
+    """lab/pg's pgbouncer back on the lab primary (as lab/pg/up writes it) after a test re-pointed it."""
+    ini = pooler_ini(pair)
+    want = f"* = host={pair.state_dir / 'pg' / 'run'} port={pair.primary_port}"
+    lines = ini.read_text().splitlines(keepends=True)
+    fixed = [want + "\n" if line.startswith("* =") else line for line in lines]
+    if fixed != lines:
+        ini.write_text("".join(fixed))  # in place: owner and mode stay
+        pooler_admin(pair, "RELOAD")
+
+
+def app_via_pooler(pair: Pair, statement: str) -> t.Any:
+    """statement as the application: its own role, through pgbouncer."""
+    v = sre_testlib.lab_vars()
+    conn = psycopg2.connect(host=pair.host, port=pair.bouncer_port, user=v["lab_pg_app_user"],
+                            password=pair.app_password, dbname=v["lab_pg_app_user"], connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
 
 
 class HeldConnections:

@@ -9,7 +9,7 @@ import json
 import typing as t
 
 import sre_testlib
-from pg_pair import Pair, kill_primary, sql, stop_primary
+from pg_pair import Pair, app_via_pooler, kill_primary, pooler_ini, sql, stop_primary
 
 PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_down.yml"
 RECORD_TASK = "sre.runbooks.db_down : Record | structured result for the incident timeline"
@@ -51,7 +51,19 @@ def test_killed_primary_is_restarted_not_replaced(healthy_pair):
     assert result["action"] == "restart" and result["primary"] == pair.primary
     assert [(a["action"], a["target"]) for a in result["actions"]] == [("restart", pair.primary)]
     assert result["state_after"] == "healthy" and result["write_check"]
+    assert result["app_login"] == [{"writable": True}] and result["pooler_changes"] == []
     assert sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()"), "the standby was promoted"
+
+
+def test_full_data_disk_is_reported_not_restarted(healthy_pair):
+    """A killed primary whose data filesystem is full (here: less free than 1000T, so the lab's
+    filesystem counts as full) is reported - no restart, no promotion."""
+    pair = healthy_pair
+    kill_primary(pair)
+    report, result = run(pair, {"db_down_full_min_free": "1000T"})
+    assert (result["state"], result["action"], result["actions"]) == ("primary_disk_full", "report", [])
+    assert result["data_mount"]["full"] is True and changed(report) == 0
+    assert sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()")
 
 
 def test_stopped_fenced_primary_is_replaced_then_nothing(healthy_pair):
@@ -60,14 +72,22 @@ def test_stopped_fenced_primary_is_replaced_then_nothing(healthy_pair):
     planned_report, planned = run(pair, {"db_down_fenced": True}, check=True)
     assert planned["outcome"].startswith("check mode"), planned
     assert planned["candidate"] == pair.standby and planned["action"] == "promote"
+    assert [(a["action"], a["result"]) for a in planned["actions"]] == [
+        ("fence", "check mode"), ("promote", "check mode"), ("rewrite", "check mode"), ("reload", "check mode")]
     assert sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()"), "--check promoted"
 
     report, result = run(pair, {"db_down_fenced": True})
     assert result["outcome"] == "healed", result
     assert result["primary"] == pair.standby and result["previous_primary"] == pair.primary
     assert [(a["action"], a["target"], a["result"]) for a in result["actions"]] == [
-        ("fence", pair.primary, "confirmed"), ("promote", pair.standby, "done")]
+        ("fence", pair.primary, "confirmed"), ("promote", pair.standby, "done"),
+        ("rewrite", str(pooler_ini(pair)), "done"), ("reload", "pgbouncer", "done")]
     assert not sql(pair, pair.standby_port, "SELECT pg_is_in_recovery()")
+    # The issue's verify step: the pooler points at the new primary and the app logs in through it.
+    assert result["pooler_changes"] == [{"name": "*", "before": f"{pair.state_dir}/pg/run:{pair.primary_port}",
+                                         "after": pair.standby}]
+    assert result["app_login"] == [{"writable": True}]
+    assert app_via_pooler(pair, "SELECT pg_is_in_recovery()") is False
 
     again_report, again = run(pair, {"db_down_fenced": True})
     assert again["actions"] == [] and changed(again_report) == 0

@@ -60,3 +60,31 @@ def test_unknown_state_reports():
 
 def test_filter_registered():
     assert FilterModule().filters()["db_down_verdict"] is db_down_verdict
+
+
+def test_astray_with_repointing_enabled_repoints():
+    v = db_down_verdict(plan("standbys_astray", act=True))
+    assert (v["found"], v["act"], v["action"]) == (True, True, "repoint")
+
+
+STORAGE = {"disks": [{"mount": "/", "used_percent": 40.0, "available_bytes": 9},
+                     {"mount": "/var/lib/postgresql", "used_percent": 100.0, "available_bytes": 0}],
+           "disk_verdict": {"full": [{"mount": "/var/lib/postgresql", "reasons": ["100.0% used (limit 90.0%)"]}]}}
+DATA = "/var/lib/postgresql/15/main"
+
+
+@pytest.mark.parametrize("state,act", [("primary_down_host_up", False), ("primary_down", True)])
+def test_full_data_disk_neither_restarts_nor_promotes(state, act):
+    v = db_down_verdict(plan(state, act=act), restart_command=["x"], storage=STORAGE, data_directory=DATA)
+    assert (v["state"], v["act"], v["action"]) == ("primary_disk_full", False, "report")
+    assert v["data_mount"]["mount"] == "/var/lib/postgresql" and "100.0% used" in v["summary"]
+
+
+def test_disk_full_elsewhere_or_not_measured_does_not_block():
+    v = db_down_verdict(plan("primary_down_host_up"), restart_command=["x"], storage=STORAGE, data_directory="/srv/pg")
+    assert (v["action"], v["data_mount"]["mount"], v["data_mount"]["full"]) == ("restart", "/", False)
+    for storage in ({}, {"failed": True}, {"skipped": True}):
+        assert db_down_verdict(plan("primary_down_host_up"), restart_command=["x"], storage=storage,
+                               data_directory=DATA)["action"] == "restart"
+    assert db_down_verdict(plan("primary_down_host_up"), restart_command=["x"], storage=STORAGE)["action"] == "restart"
+    assert db_down_verdict(plan("healthy"), storage=STORAGE, data_directory=DATA)["action"] == "none"
