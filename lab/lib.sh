@@ -52,6 +52,35 @@ ensure_pkgs() {
   )
 }
 
+# close_inherited_fds: close every descriptor of this (sub)shell but stdin, stdout and stderr.
+# `flock /tmp/sre-lab.lock CMD` (and lab/hosts/exclusive) passes the lock's descriptor on to CMD
+# and to everything it starts: a daemon that kept it would hold the machine-wide lab lock for as
+# long as it runs. Call it only in the subshell that starts a daemon, never in a script's own shell.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2 && fd < 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
+# lab_daemon CMD...: run CMD (a program, or a function such as as_pg) without any inherited
+# descriptor beyond stdio (close_inherited_fds). Put it in front of every command that starts a
+# long-lived process:
+#   lab_daemon as_pg pg_ctl ... start      runs in a subshell; the script keeps its descriptors
+#   lab_daemon setsid prog ... &           runs in the background job itself; a program is
+#                                          exec'd in place, so $! is still its PID
+# Inside a subshell (a `&` job, `( ... )`) it runs in place: use it there as the last command.
+lab_daemon() {
+  if [[ $BASHPID == "$$" ]]; then
+    (lab_daemon "$@")
+    return
+  fi
+  close_inherited_fds
+  if [[ "$(type -t "$1")" == file ]]; then exec "$@"; fi
+  "$@"
+}
+
 # pid_alive PIDFILE: true when the PID in PIDFILE is a running process.
 pid_alive() {
   [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null

@@ -1,7 +1,11 @@
 # Copyright: contributors to sre.runbooks
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The decide step of the kafka_lag role, in Python so every branch is unit-tested: the role
-only wires (two samples, this filter, `when: kafka_lag_verdict.act`)."""
+only wires (two samples, this filter, `when: kafka_lag_verdict.act`).
+
+The documentation of each filter is in the YAML file of the same name beside this one
+(ansible-doc reads a DOCUMENTATION here for every filter of the file).
+"""
 
 from __future__ import annotations
 
@@ -9,61 +13,6 @@ import datetime
 import typing as t
 
 from ansible.errors import AnsibleFilterError
-
-DOCUMENTATION = r"""
-name: kafka_lag_verdict
-short_description: Decide which Kafka consumers the kafka_lag runbook restarts
-version_added: 0.2.0
-description:
-  - Compares two samples of C(sre.runbooks.kafka_consumer_lag_info) taken a short window apart and
-    returns which consumer groups are stuck - total lag over the threshold B(and) not draining (their
-    committed offsets did not advance between the samples) - and which systemd unit to restart for each.
-  - A group that is catching up (its committed offsets advanced) is left alone, however large its lag.
-  - A stuck group without a unit in the mapping, or whose unit was already (re)started since the
-    incident began, is reported and not restarted (once per incident).
-  - No broker reachable is not a consumer problem - nothing is restarted.
-author:
-  - sre.runbooks maintainers (@sre-runbooks)
-options:
-  _input:
-    description: The first sample (registered result of C(sre.runbooks.kafka_consumer_lag_info)).
-    type: dict
-    required: true
-  second:
-    description: The second sample, taken after the window.
-    type: dict
-    required: true
-  threshold:
-    description: A group with a total lag above this many messages lags.
-    type: int
-    default: 1000
-  consumers:
-    description: Group id to the consumer behind it - a mapping with C(unit) (systemd unit) and C(host) (inventory host).
-    type: dict
-    default: {}
-  unit_started:
-    description:
-      - Unit name to when it last became active - epoch seconds, C(@epoch) as
-        C(systemctl show --timestamp=unix) prints it, or ISO 8601 (absent or empty - unknown).
-    type: dict
-    default: {}
-  incident_started:
-    description: When the incident started (epoch seconds or ISO 8601); a unit started after it was restarted already.
-    type: raw
-"""
-
-EXAMPLES = r"""
-- name: Decide
-  ansible.builtin.set_fact:
-    verdict: "{{ first | sre.runbooks.kafka_lag_verdict(second, threshold=1000, consumers=map) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: C(act), C(restart) (list of group, unit, host, lag), C(stuck), C(draining), C(lagging),
-    C(unmapped), C(already_restarted), C(healthy), C(problem) and C(summary).
-  type: dict
-"""
 
 
 def _epoch(value: t.Any) -> float | None:

@@ -1,81 +1,13 @@
 # Copyright: contributors to sre.runbooks
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The decide step of the redis_unavailable role, in Python so every branch is unit-tested:
-the role only wires (call, register, `when: findings.act`)."""
+the role only wires (call, register, `when: findings.act`).
+
+The documentation of each filter is in the YAML file of the same name beside this one
+(ansible-doc reads a DOCUMENTATION here for every filter of the file).
+"""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: redis_verdict
-short_description: Decide what the redis_unavailable runbook does from the redis_failover plan and the group's health
-version_added: 0.2.0
-description:
-  - Reads the registered result of C(sre.runbooks.redis_failover) run in check mode (its plan and
-    verdict) and of C(sre.runbooks.redis_health_info), and returns the findings the role acts on -
-    whether to fail over, which dead nodes to restart (systemd unit) or replace (Kubernetes pod),
-    which full masters and databases to flush, and a one-line summary.
-  - Nodes the plan calls alive (busy, loading, listed online by their master, or a master whose
-    death the evidence does not confirm) are never restarted. Unreachable sentinels are reported,
-    never restarted. Replicas are never flushed (they are read-only copies of their master).
-  - Node addresses are parsed once (C(host:port), C([v6]:port), bare host with port 6379) and carried
-    as C(address), C(host), C(port).
-author:
-  - sre.runbooks maintainers (@sre-runbooks)
-options:
-  _input:
-    description: The registered result of C(sre.runbooks.redis_failover) in check mode (may be failed or skipped).
-    type: dict
-    required: true
-  health:
-    description: The registered result of C(sre.runbooks.redis_health_info) for the group's nodes and sentinels.
-    type: dict
-    default: {}
-  memory_full_ratio:
-    description: A node using at least this share of C(maxmemory) is full.
-    type: float
-    default: 0.95
-  allow_flush:
-    description: Whether full masters may be flushed (their keys are deleted).
-    type: bool
-    default: false
-  flush_dbs:
-    description: The database numbers a flush empties (C(FLUSHDB) each).
-    type: list
-    elements: int
-    default: [0]
-  units:
-    description: This inventory host's systemd units by node address (C(host:port)).
-    type: dict
-    default: {}
-  pods:
-    description: Kubernetes pod names by node address; nodes not listed use the first label of their host when it is C(STATEFULSET-N).
-    type: dict
-    default: {}
-  statefulset:
-    description: The name of the Redis StatefulSet (to derive pod names from C(redis-0.redis.ns.svc) style hosts).
-    type: str
-    default: redis
-"""
-
-EXAMPLES = r"""
-- name: Decide | what is wrong and what to do
-  ansible.builtin.set_fact:
-    redis_unavailable_findings: >-
-      {{ redis_unavailable_plan | sre.runbooks.redis_verdict(redis_unavailable_health,
-         memory_full_ratio=0.95, allow_flush=false, flush_dbs=[0]) }}
-"""
-
-RETURN = r"""
-_value:
-  description:
-    - C(state), C(reason) and C(summary); C(act) (anything to do); C(failover_needed); C(rejoin_target); the plan's
-      C(master), C(previous_master), C(plan_method), C(plan_steps), C(plan_reasons), C(plan_error),
-      C(guardrail), C(split_brain); C(unreachable) (nodes), C(unreachable_sentinels),
-      C(dead_nodes) and C(restart_units) and C(restart_pods) (each with C(address), C(host), C(port)),
-      C(alive_unreachable), C(broken_replicas), C(memory_full), C(flush) (C(address), C(host),
-      C(port), C(db)), C(flush_refused), C(flush_note), C(sentinel_master), C(sentinels_in_odown).
-  type: dict
-"""
 
 import re
 import typing as t

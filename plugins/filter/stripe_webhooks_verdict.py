@@ -69,12 +69,14 @@ def stripe_webhooks_verdict(check: dict[str, t.Any], health: t.Optional[dict[str
                                "Create the Secret (or its key), restart the app, then re-run")
         findings["summary"] = "refused: webhook secret missing in Kubernetes"
         return findings
-    if check.get("skipped"):
+    if check.get("skipped") is True:  # Ansible's own marker of a skipped task
         findings["problem"] = "the failed events were not listed (the assessment was skipped)"
         findings["summary"] = "not assessed"
         return findings
-    if check.get("failed") or verdict.get("problem"):
-        # failed_when: false in the role clears `failed`; the module's own verdict still says why.
+    if check.get("failed") or verdict.get("problem") or (not verdict and check.get("msg")):
+        # failed_when: false in the role clears `failed`; the module's own verdict still says why,
+        # and a module that stopped before deciding (the events could not be listed, bad input)
+        # returned no verdict at all: its msg says why. Not listed is not "nothing to replay".
         findings["problem"] = verdict.get("problem") or check.get("msg") or "listing the failed events failed"
         findings["summary"] = "refused: " + (verdict.get("summary") or "the replay check failed")
         return findings

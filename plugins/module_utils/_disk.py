@@ -72,6 +72,19 @@ def duration_text(seconds: float) -> str:
 # Which mounts are full
 # ---------------------------------------------------------------------------------------------
 
+def full_limit_error(option: str, value: float) -> str | None:
+    """Why a 'full at this percentage' limit (full_used_percent, full_inodes_percent) is refused,
+    or None. The valid range is more than 0 and at most 100: a mount is full at the limit or
+    more, so 0 would call every filesystem full (even an empty one) and send the disk runbook
+    to clean them all. Reporting every filesystem needs no limit: `disks` lists them all."""
+    if 0 < value <= 100:
+        return None
+    why = (" (0 would call every filesystem full, even an empty one; every filesystem's usage is "
+           "in disks whatever the limit)" if value == 0 else "")
+    return (f"{option} must be more than 0 and at most 100, got {value:g}{why}: a mount counts as full "
+            f"at this percentage or more (default 90)")
+
+
 def full_disks(disks: list[dict[str, t.Any]], used_percent: float, min_free_bytes: int,
                inodes_percent: float) -> dict[str, t.Any]:
     """The verdict on `df`'s table: a mount is full when its use reaches `used_percent`, its

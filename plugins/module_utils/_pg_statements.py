@@ -123,6 +123,22 @@ def redact(text: str | None, limit: int | None = None) -> str | None:
     return cleaned
 
 
+def redact_activity(overview: dict[str, t.Any], limit: int | None = None) -> None:
+    """Redact, in place, every query text of a _postgres.activity_overview() (pg_activity_info):
+    long-running queries, blocked sessions (waiters), blockers, the lock graph (or the lock tree
+    built from it, with its sample waiters) and the top statements. pg_stat_activity shows each
+    text as the client sent it (customer e-mails, tokens, ids); the lock and exhaustion runbooks
+    need the statement's shape, never its values."""
+    rows: list[dict[str, t.Any]] = []
+    for key in ("long_running", "blocked", "blocking", "lock_graph", "lock_tree"):
+        rows.extend(overview.get(key) or [])
+    rows.extend(waiter for root in overview.get("lock_tree") or [] for waiter in root.get("sample_waiters") or [])
+    rows.extend((overview.get("statements") or {}).get("top_by_mean_time") or [])
+    for row in rows:
+        if row.get("query"):
+            row["query"] = redact(row["query"], limit)
+
+
 # ---------------------------------------------------------------------------------------------
 # What kind of statement a text is, from its first keyword (comments and parentheses skipped).
 

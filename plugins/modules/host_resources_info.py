@@ -53,7 +53,10 @@ options:
     default: false
     version_added: 0.1.0
   full_used_percent:
-    description: A mount is full at this use percentage (as C(df) shows it) or more.
+    description:
+      - A mount is full at this use percentage (as C(df) shows it) or more.
+      - More than V(0) and at most V(100). V(0) is refused (every filesystem would be full);
+        RV(disks) lists every filesystem's usage whatever the limit.
     type: float
     default: 90
     version_added: 0.1.0
@@ -62,7 +65,7 @@ options:
     type: str
     version_added: 0.1.0
   full_inodes_percent:
-    description: A mount is full at this inode use percentage or more.
+    description: A mount is full at this inode use percentage or more (more than V(0), at most V(100)).
     type: float
     default: 90
     version_added: 0.1.0
@@ -274,8 +277,9 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     for option in ("full_used_percent", "full_inodes_percent"):
-        if not 0 < params[option] <= 100:
-            module.fail_json(msg=f"{option} must be more than 0 and at most 100")
+        error = _disk.full_limit_error(option, params[option])
+        if error:
+            module.fail_json(msg=error)
 
     checked_at = utc_iso()
     try:

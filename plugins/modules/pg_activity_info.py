@@ -17,6 +17,10 @@ description:
     PIDs, lock modes and relations that block them, the blocking tree (root blockers, their
     waiters, lock modes, relations, transaction and wait ages), database sizes, and the slowest
     statements from C(pg_stat_statements) when that extension is installed.
+  - Every query text it returns (long-running queries, waiters, blockers, the lock tree, the top
+    statements) has its string and number literals replaced by C(?) and secret-looking values
+    masked, then is cut to O(query_text_limit). The statement's shape stays; customer data
+    (e-mail addresses, tokens, ids) and passwords do not.
 author:
   - SRE Runbooks Maintainers (@sre-runbooks)
 extends_documentation_fragment:
@@ -46,7 +50,7 @@ options:
     default: 10
   query_text_limit:
     description:
-      - Query texts are cut to this many characters.
+      - Query texts are cut to this many characters (literals are redacted first).
     type: int
     default: 200
 """
@@ -158,7 +162,7 @@ long_running:
     duration_seconds: {description: Time since the query started., type: float}
     wait_event_type: {description: "What it waits on, if anything.", type: str}
     wait_event: {description: Wait event name., type: str}
-    query: {description: "Query text, truncated.", type: str}
+    query: {description: "Query text, literals redacted, secrets masked, truncated.", type: str}
 blocked:
   description: Sessions waiting for a lock, longest wait first (at most 50).
   returned: success
@@ -174,9 +178,11 @@ blocked:
           lock's own database), C(relation_oid) and C(database)."
       type: list
       elements: dict
-    query: {description: "Query text, truncated.", type: str}
+    query: {description: "Query text, literals redacted, secrets masked, truncated.", type: str}
 blocking:
-  description: Sessions that block at least one other, with the relation locks they hold.
+  description:
+    - Sessions that block at least one other, with the relation locks they hold (C(holding)) and
+      their last query (C(query), literals redacted).
   returned: success
   type: list
   elements: dict
@@ -205,7 +211,7 @@ lock_tree:
     superuser: {description: Whether its role is a superuser., type: bool}
     transaction_age_seconds: {description: Age of its open transaction; null outside one., type: float}
     state_age_seconds: {description: Time in its current state., type: float}
-    query: {description: "Its last query, truncated, passwords masked.", type: str}
+    query: {description: "Its last query, literals redacted, secrets masked, truncated.", type: str}
     holding: {description: "Granted relation and advisory locks it holds (C(mode), C(locktype), C(relation), C(advisory)).", type: list, elements: dict}
     direct_waiters: {description: Sessions waiting for it directly., type: int}
     waiters: {description: "Sessions waiting behind it, directly or through a chain.", type: int}
@@ -245,7 +251,7 @@ statements:
     available: {description: Whether C(pg_stat_statements) could be read., type: bool}
     reason: {description: Why it is unavailable., type: str, returned: when not available}
     top_by_mean_time:
-      description: Statements with C(query), C(calls), C(mean_ms), C(total_ms), C(rows).
+      description: Statements with C(query) (literals redacted), C(calls), C(mean_ms), C(total_ms), C(rows).
       type: list
       elements: dict
 """
@@ -260,6 +266,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
     finish_lock_tree,
     resolve_other_database_relations,
 )
+from ansible_collections.sre.runbooks.plugins.module_utils._pg_statements import redact_activity
 
 
 def main() -> None:
@@ -284,6 +291,7 @@ def main() -> None:
         overview = activity_overview(conn, long_query_seconds, module.params["top_statements"],
                                      query_limit=module.params["query_text_limit"])
         resolve_other_database_relations(overview, lambda dbname: connect(module, dbname=dbname, fatal=False))
+        redact_activity(overview, module.params["query_text_limit"])
         finish_lock_tree(overview)
     finally:
         conn.close()

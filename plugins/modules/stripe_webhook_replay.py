@@ -226,8 +226,11 @@ too_old:
   returned: always
   type: list
   elements: dict
-skipped:
-  description: Listed events not replayed, with the reason.
+skipped_events:
+  description:
+    - Listed events not replayed, with the reason (already delivered, in O(skip_event_ids), type not selected).
+    - Named so, not C(skipped), because Ansible reads a result key C(skipped) as a skipped task and
+      then evaluates neither C(failed_when) nor C(changed_when) on it.
   returned: always
   type: list
   elements: dict
@@ -348,7 +351,7 @@ def main() -> None:
     created_gte = int(now - since)
     result = dict(changed=False, webhook_secret=info, created_gte=created_gte, mode=params["mode"],
                   failed_events=[], would_replay=[], replayed=[], acknowledged=[], unacknowledged=[],
-                  too_old=[], skipped=[], errors=[], actions=[], verdict={})
+                  too_old=[], skipped_events=[], errors=[], actions=[], verdict={})
 
     def requests() -> dict:
         return {"count": client.requests, "throttled": client.throttled,
@@ -366,7 +369,7 @@ def main() -> None:
     result.update(failed_events=[_stripe.event_summary(e, now) for e in
                                  sorted(events, key=lambda e: (int(e.get("created") or 0), str(e.get("id"))))],
                   would_replay=[e["id"] for e in plan["replay"]], too_old=plan["too_old"],
-                  skipped=plan["skipped"], verdict=verdict)
+                  skipped_events=plan["skipped"], verdict=verdict)
     if verdict["problem"]:
         module.fail_json(msg=verdict["problem"], requests=requests(), **{k: v for k, v in result.items() if k != "changed"})
     if not verdict["act"] or module.check_mode:

@@ -125,9 +125,15 @@ def lab_running(component: str, *args: str) -> t.Iterator[None]:
     """Start a lab component for a test session; stop it afterwards unless it was already up
     (a developer's running lab is left alone) or LAB_KEEP=1."""
     was_up = lab(component, "status", check=False).returncode == 0
+    lock_kept = False
     if not was_up:
-        lab(component, "up", *args)
+        # Started as `flock /tmp/sre-lab.lock lab/lab X up` is, on a lock of its own: no daemon
+        # it starts may keep the caller's lock (lab_daemon in lab/lib.sh).
+        with tempfile.NamedTemporaryFile(prefix="sre-lab-caller-", suffix=".lock") as lock:
+            subprocess.run(["flock", lock.name, str(REPO / "lab" / "lab"), component, "up", *args], check=True, text=True)
+            lock_kept = subprocess.run(["flock", "-n", lock.name, "true"], check=False).returncode != 0
     try:
+        assert not lock_kept, f"lab/{component}/up left a daemon holding its caller's flock (start it with lab_daemon)"
         yield
     finally:
         if not was_up and os.environ.get("LAB_KEEP") != "1":

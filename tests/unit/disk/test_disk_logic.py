@@ -5,12 +5,14 @@ and the journal parsers. Files are real (tmp_path); the clock and the open-file 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+import sre_testlib
 
 from ansible_collections.sre.runbooks.plugins.module_utils import _disk
 from ansible_collections.sre.runbooks.plugins.module_utils._common import GuardrailTripped
@@ -71,6 +73,35 @@ def test_full_by_percent_free_bytes_and_inodes_fullest_first():
 
 def test_a_filesystem_without_an_inode_table_is_not_full_by_inodes():
     assert _disk.full_disks([disk(inodes=100.0, inodes_total=0)], 90, 0, 90)["healthy"]
+
+
+@pytest.mark.parametrize("value", [0.1, 50, 90, 100])
+def test_full_limits_in_range_are_accepted(value):
+    assert _disk.full_limit_error("full_used_percent", value) is None
+
+
+def test_full_limit_zero_is_refused_and_says_why_and_the_range():
+    # 0 is not "report every filesystem" (disks always lists them): every mount would be full,
+    # an empty one included, and the disk runbook would clean them all.
+    assert _disk.full_disks([disk(used=0.0, inodes=0.0)], 0, 0, 0)["full_mounts"] == ["/data"]
+    message = _disk.full_limit_error("full_used_percent", 0)
+    assert message.startswith("full_used_percent must be more than 0 and at most 100, got 0")
+    assert "every filesystem full" in message and "disks" in message
+
+
+@pytest.mark.parametrize("value", [-5, 100.5, 250])
+def test_full_limits_out_of_range_are_refused_with_the_range(value):
+    message = _disk.full_limit_error("full_inodes_percent", value)
+    assert message.startswith(f"full_inodes_percent must be more than 0 and at most 100, got {value:g}")
+    assert "every filesystem" not in message
+
+
+def test_host_resources_info_fails_cleanly_on_full_used_percent_zero():
+    # The module itself, run locally (it fails on the argument before reading the host).
+    result = sre_testlib.run_module("host_resources_info", {"full_used_percent": 0, "top_processes": 0})
+    assert result["failed"] is True
+    assert result["msg"].startswith("full_used_percent must be more than 0 and at most 100, got 0")
+    assert "Traceback" not in json.dumps(result)
 
 
 def test_min_free_zero_means_no_free_space_limit():

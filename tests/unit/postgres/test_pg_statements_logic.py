@@ -9,6 +9,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._pg_statements import
     explain_refusal,
     parameter_count,
     redact,
+    redact_activity,
     redact_literals,
     statement_kind,
 )
@@ -98,3 +99,36 @@ def test_refused_explains(text, why):
 ])
 def test_parameter_count(text, count):
     assert parameter_count(text) == count
+
+
+def test_redact_activity_covers_every_query_text_of_pg_activity_info():
+    email = "SELECT * FROM users WHERE email = 'jane@example.com' AND id = 42"
+    overview = {
+        "long_running": [{"pid": 1, "query": email}],
+        "blocked": [{"pid": 2, "query": "UPDATE accounts SET note = 'jane@example.com' WHERE id = 7"}],
+        "blocking": [{"pid": 3, "query": "ALTER ROLE app PASSWORD 'hunter2'"}],
+        "lock_graph": [{"pid": 3, "query": email}, {"pid": 4, "query": None}],
+        "statements": {"top_by_mean_time": [{"query": "SELECT pg_sleep($1), 'jane@example.com'"}]},
+    }
+    redact_activity(overview, limit=200)
+    texts = [overview["long_running"][0]["query"], overview["blocked"][0]["query"], overview["blocking"][0]["query"],
+             overview["lock_graph"][0]["query"], overview["statements"]["top_by_mean_time"][0]["query"]]
+    assert texts == ["SELECT * FROM users WHERE email = ? AND id = ?",
+                     "UPDATE accounts SET note = ? WHERE id = ?",
+                     "ALTER ROLE app PASSWORD ?",
+                     "SELECT * FROM users WHERE email = ? AND id = ?",
+                     "SELECT pg_sleep($1), ?"]
+    assert overview["lock_graph"][1]["query"] is None
+    assert "jane@example.com" not in repr(overview) and "hunter2" not in repr(overview)
+
+
+def test_redact_activity_reaches_the_lock_tree_and_its_sample_waiters_and_cuts():
+    overview = {
+        "lock_tree": [{"pid": 3, "query": "DELETE FROM t WHERE token = 'abc123'",
+                       "sample_waiters": [{"pid": 5, "query": "SELECT 'jane@example.com' FROM t"}]}],
+        "statements": {"available": False},
+    }
+    redact_activity(overview, limit=12)
+    assert overview["lock_tree"][0]["query"] == "DELETE FROM "
+    assert overview["lock_tree"][0]["sample_waiters"][0]["query"] == "SELECT ? FRO"
+    redact_activity({})  # an empty or partial overview is fine

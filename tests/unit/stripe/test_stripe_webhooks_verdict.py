@@ -133,3 +133,18 @@ def test_verdict_acts_with_the_k8s_secret_and_reports_it():
     assert v["act"] and v["webhook_secret"] is present
     # Without the Kubernetes source, the module's own view of the secret is reported.
     assert stripe_webhooks_verdict(dict(check([]), webhook_secret={"present": True}), HEALTHY)["webhook_secret"] == {"present": True}
+
+
+def test_events_not_replayed_do_not_read_as_a_skipped_assessment():
+    # The module lists them in skipped_events; only Ansible's skipped: true means "not assessed".
+    v = stripe_webhooks_verdict(dict(check(["evt_1"]), skipped_events=[{"id": "evt_2", "reason": "in skip_event_ids"}]),
+                                HEALTHY)
+    assert v["act"] and v["problem"] is None
+
+
+def test_a_module_stopped_before_its_verdict_refuses_under_failed_when_false():
+    # The events could not be listed: failed_when: false clears `failed`, the msg stays, no verdict.
+    listing = {"failed": False, "failed_when_result": False, "msg": "cannot list the failed events: refused",
+               "would_replay": [], "verdict": {}}
+    v = stripe_webhooks_verdict(listing, HEALTHY)
+    assert not v["act"] and v["problem"] == "cannot list the failed events: refused" and not v.get("healthy")
