@@ -121,8 +121,11 @@ restarted:
   returned: always
   type: list
   elements: str
-skipped:
-  description: Container name -> why it was left alone.
+left_alone:
+  description:
+    - Container name -> why it was left alone.
+    - Not named C(skipped) - ansible-core reads a result key C(skipped) as "the task was skipped" and
+      then never evaluates C(failed_when) or C(changed_when).
   returned: always
   type: dict
   sample: {shop_worker_1: already restarted at or after 2026-05-01T03:10:00Z}
@@ -177,7 +180,7 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    result = {"changed": False, "containers": [], "started": [], "restarted": [], "skipped": {}, "actions": [], "not_ready": []}
+    result = {"changed": False, "containers": [], "started": [], "restarted": [], "left_alone": {}, "actions": [], "not_ready": []}
     if not p["services"]:
         module.fail_json(msg="services is empty: name the services to act on (nothing else is ever touched)", **result)
     try:
@@ -204,7 +207,7 @@ def main() -> None:
     if plan["problem"]:
         result["containers"] = [summary(c) for c in records]
         module.fail_json(msg=plan["problem"], **result)
-    result["skipped"] = plan["skipped"]
+    result["left_alone"] = plan["skipped"]
     id_of = {c["name"]: c["id"] for c in records}
     before = {c["name"]: summary(c) for c in records}
     todo = plan["act"]

@@ -51,3 +51,20 @@ def check_docs(kind: str, names: dict[str, str]) -> None:
         assert entry["doc"].get("short_description"), f"{name}: no short_description"
         assert entry.get("examples"), f"{name}: no EXAMPLES"
         assert entry.get("return"), f"{name}: no RETURN"
+
+
+# Result keys ansible-core interprets itself: a module returning `skipped` (even an empty dict)
+# makes the task count as skipped for `is skipped` and turns off failed_when / changed_when
+# (TaskExecutor evaluates them only when 'skipped' is not in the result).
+RESERVED_RESULT_KEYS = ("skipped", "skip_reason", "unreachable")
+
+
+def test_no_module_returns_a_key_ansible_core_interprets():
+    import yaml
+
+    found = []
+    for path in sorted((REPO / "plugins" / "modules").glob("*.py")):
+        mod = importlib.import_module(f"ansible_collections.sre.runbooks.plugins.modules.{path.stem}")
+        returned = yaml.safe_load(getattr(mod, "RETURN", "") or "") or {}
+        found += [f"{path.name}: {key}" for key in RESERVED_RESULT_KEYS if key in returned]
+    assert not found, found

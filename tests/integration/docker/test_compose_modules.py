@@ -55,7 +55,7 @@ def test_stopped_container_is_started_and_a_second_run_changes_nothing(compose):
     assert r["diff"]["after"][compose.name("api")]["health"] == "healthy"
     assert compose.inspect("redis")["RestartCount"] == 0  # the service not named is untouched
     again = act(compose, services=["api"], state="started")
-    assert again["changed"] is False and again["skipped"] == {compose.name("api"): "running"}
+    assert again["changed"] is False and again["left_alone"] == {compose.name("api"): "running"}
 
 
 def test_restart_once_per_incident(compose):
@@ -65,7 +65,7 @@ def test_restart_once_per_incident(compose):
     assert r["changed"] and r["restarted"] == [compose.name("worker")], r
     assert r["actions"][0]["action"] == "restart"
     again = act(compose, services=["worker"], state="restarted", restarted_after=since)
-    assert again["changed"] is False and compose.name("worker") in again["skipped"]
+    assert again["changed"] is False and compose.name("worker") in again["left_alone"]
     assert compose.restart_events(incident_start - 1, "worker") == 1
     seen = info(compose, restarted_after=since, stats=False)
     assert seen["acted"]["restart"] == [compose.name("worker")]
