@@ -9,110 +9,17 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.sre.runbooks.plugins.module_utils._postgres import query, redact_query
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (  # noqa: F401 - redact_literals: this module's API
+    query,
+    redact_literals,
+    redact_query,
+)
 
 try:
     import psycopg2
 except ImportError:  # pragma: no cover - the module reports it through connect()
     psycopg2 = None
 
-# ---------------------------------------------------------------------------------------------
-# Literal redaction. pg_stat_statements replaces the constants of planned statements with $n, but
-# utility statements (CREATE ROLE ... PASSWORD, COPY, SET, DO blocks) keep theirs, and
-# pg_stat_activity always shows the text as the client sent it: customer e-mails, tokens, ids.
-# Every string and number literal becomes '?'; parameters ($1), identifiers ("t1", col2) and
-# keywords stay, so the shape of the statement is still readable.
-
-REDACTED = "?"
-_IDENT_START = re.compile(r"[A-Za-z_\u0080-\uffff]")
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]")
-_NUMBER = re.compile(r"(?:0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
-_STRING_PREFIX = re.compile(r"(?:[eE]|[bB]|[xX]|[nN]|[uU]&)'")
-
-
-def _end_of_quoted(text: str, start: int, backslash_escapes: bool) -> int:
-    """Index just past the literal whose opening quote is at ``start`` (the end of the text when
-    it is cut short, e.g. by truncation)."""
-    i = start + 1
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if backslash_escapes and ch == "\\":
-            i += 2
-            continue
-        if ch == "'":
-            if i + 1 < n and text[i + 1] == "'":
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n
-
-
-def redact_literals(text: str | None) -> str | None:
-    """Replace every string and numeric literal of a SQL text with '?'; keep $n parameters,
-    identifiers, quoted identifiers, keywords and comments. A literal cut short by truncation is
-    redacted to the end."""
-    if not text:
-        return text
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            out.append(text[i:end])
-            i = end
-        elif ch == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            out.append(text[i:end])
-            i = end
-        elif ch == '"':
-            end = text.find('"', i + 1)
-            while end >= 0 and text.startswith('""', end):
-                end = text.find('"', end + 2)
-            end = n if end < 0 else end + 1
-            out.append(text[i:end])
-            i = end
-        elif ch == "'":
-            out.append(REDACTED)
-            i = _end_of_quoted(text, i, backslash_escapes=False)
-        elif _STRING_PREFIX.match(text, i) and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
-            quote = text.index("'", i)
-            out.append(REDACTED)
-            i = _end_of_quoted(text, quote, backslash_escapes=text[i] in "eE")
-        elif ch == "$":
-            param = re.match(r"\$\d+", text[i:])
-            tag = _DOLLAR_TAG.match(text, i)
-            if param:
-                out.append(param.group(0))
-                i += len(param.group(0))
-            elif tag:
-                end = text.find(tag.group(0), tag.end())
-                i = n if end < 0 else end + len(tag.group(0))
-                out.append(REDACTED)
-            else:
-                out.append(ch)
-                i += 1
-        elif _IDENT_START.match(ch):
-            j = i + 1
-            while j < n and _IDENT_CHAR.match(text[j]):
-                j += 1
-            out.append(text[i:j])
-            i = j
-        elif ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
-            number = _NUMBER.match(text, i)
-            out.append(REDACTED)
-            i = number.end() if number else i + 1
-            while i < n and _IDENT_CHAR.match(text[i]):  # 1e5x or 123abc: never half a literal
-                i += 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 def redact(text: str | None, limit: int | None = None) -> str | None:

@@ -209,7 +209,7 @@ backends:
     state: {description: Session state when selected., type: str}
     state_age_seconds: {description: Seconds in that state., type: float}
     superuser: {description: Whether the session's role is a superuser., type: bool}
-    query: {description: "Last query text, truncated to 200 characters, passwords masked.", type: str}
+    query: {description: "Last query text, truncated to 200 characters, literals redacted, secrets masked.", type: str}
 matched:
   description: How many sessions matched the filter (before the O(max_terminate) cap).
   returned: always

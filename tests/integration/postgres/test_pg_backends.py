@@ -357,7 +357,7 @@ def test_password_in_a_sessions_last_query_is_masked(sessions, admin, call, args
     result = assert_ok(call("pg_backends", args(users=[role]), check=True, secrets=[password]))
     [backend] = result["backends"]
     assert backend["pid"] == session.pid
-    assert "PASSWORD '********'" in backend["query"]
+    assert "PASSWORD ?" in backend["query"]  # literals redacted (the password's too)
 
 
 # --- bad input: a clear message, no traceback, nothing terminated ------------------------------
