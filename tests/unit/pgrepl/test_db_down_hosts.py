@@ -44,7 +44,8 @@ def show(state="failed", since=BEFORE):
     return {"stdout": f"ActiveState={state}\nSubState={state}\nActiveEnterTimestamp={since}", "rc": 0}
 
 
-def decide(p, ssh=PING, unit_show=None, data=None, fencing="", fence_command=None):
+def decide(p, ssh=None, unit_show=None, data=None, fencing="", fence_command=None):
+    ssh = PING if ssh is None else ssh
     target = db_down_primary_host(p, HOSTS)
     gone = db_down_host_gone(p, target, ssh, gone_fencing=fencing)
     return db_down_host_verdict(db_down_verdict(p), p, target=target, gone=gone, unit="postgresql@15-main.service",
