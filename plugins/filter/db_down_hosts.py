@@ -46,8 +46,9 @@ def db_down_primary_host(plan: dict[str, t.Any], node_hosts: dict[str, str] | No
     node = old_primary(plan)
     host = (node_hosts or {}).get(node) if node else None
     state = (plan.get("verdict") or {}).get("state")
-    down = state in ("primary_down_host_up", "primary_down", "primary_down_unconfirmed") or (
-        plan.get("failed") and plan.get("guardrail") == "fencing")
+    # The role registers pg_failover with failed_when: false, so a guardrail result has failed: false.
+    down = state in ("primary_down_host_up", "primary_down", "primary_down_unconfirmed", "fencing") \
+        or plan.get("guardrail") == "fencing"
     return {"node": node, "host": host, "probe": bool(host and down)}
 
 
@@ -70,8 +71,7 @@ def db_down_host_gone(plan: dict[str, t.Any], target: dict[str, t.Any], ssh: dic
     kind = _probe_of(plan, target.get("node")).get("error_kind")
     reach = ssh_state(ssh)
     gone = bool(target.get("probe")) and reach == "unreachable" and kind in SILENT_KINDS
-    replan = gone and bool((gone_fencing or "").strip()) and bool((plan or {}).get("failed")) \
-        and (plan or {}).get("guardrail") == "fencing"
+    replan = gone and bool((gone_fencing or "").strip()) and (plan or {}).get("guardrail") == "fencing"
     return {"gone": gone, "replan": replan, "ssh": reach, "postgresql": kind}
 
 

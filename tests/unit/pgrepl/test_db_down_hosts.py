@@ -30,9 +30,10 @@ def plan(state, kind="refused", act=False, **extra):
                  "nodes": probes(kind)}, **extra)
 
 
-def fencing_guardrail(kind="unreachable"):
-    # pg_failover's fail_json: no previous_primary, only the probes.
-    return {"failed": True, "guardrail": "fencing", "msg": "guardrail 'fencing' tripped",
+def fencing_guardrail(kind="unreachable", failed=False):
+    # pg_failover's fail_json: no previous_primary, only the probes. The role registers it with
+    # failed_when: false, so "failed" is false there.
+    return {"failed": failed, "guardrail": "fencing", "msg": "guardrail 'fencing' tripped",
             "verdict": {"state": "fencing", "act": False, "reason": "fencing"}, "nodes": probes(kind)}
 
 
@@ -60,8 +61,9 @@ def test_primary_host_from_previous_primary():
     assert db_down_primary_host(plan("primary_down_host_up"), HOSTS) == {"node": OLD, "host": "db1", "probe": True}
 
 
-def test_primary_host_from_the_standbys_upstream_of_a_guardrail_result():
-    assert db_down_primary_host(fencing_guardrail(), HOSTS) == {"node": OLD, "host": "db1", "probe": True}
+@pytest.mark.parametrize("failed", [False, True])
+def test_primary_host_from_the_standbys_upstream_of_a_guardrail_result(failed):
+    assert db_down_primary_host(fencing_guardrail(failed=failed), HOSTS) == {"node": OLD, "host": "db1", "probe": True}
 
 
 def test_healthy_group_needs_no_host_probe():
