@@ -132,6 +132,10 @@ def test_killed_primary_unit_is_restarted_once_then_nothing(pair):
 def test_gone_primary_host_promotes_the_standby_only_when_fenced(pair):
     wait_for(pair.streaming, 30, "the standby to stream")
     lab_hosts("poweroff", "1")
+    # The evidence a run needs: no fresh message from the old primary (db_down_min_primary_down_seconds).
+    wait_for(lambda: pair.sql(2, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming' "
+                                 "AND last_msg_receipt_time > now() - interval '2 seconds'") == "0",
+             30, "the standby to stop hearing from the old primary")
 
     # The inventory's fencing statement removed: the host is gone, but nothing says it stays gone.
     report, refused = run(pair, {"db_down_host_gone_fencing": ""})
