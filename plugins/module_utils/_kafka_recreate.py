@@ -224,7 +224,7 @@ def _configs(admin: t.Any, names: list[str], timeout: float) -> tuple[dict[str, 
         except KafkaException as exc:
             errors[res.name] = str(exc)
             continue
-        out[res.name] = {k: {"value": None if v.is_sensitive else v.value, "source": int(v.source),
+        out[res.name] = {k: {"value": None if v.is_sensitive else v.value, "source": int(getattr(v.source, "value", v.source)),
                              "default": bool(v.is_default), "sensitive": bool(v.is_sensitive)}
                          for k, v in entries.items()}
     return out, errors

@@ -166,7 +166,7 @@ plan:
       type: str
       returned: always
     recreate: {description: Whether it is (or in check mode would be) recreated., type: bool, returned: always}
-    reason: {description: Why; for a refusal, what to type or set to override., type: str, returned: always}
+    reason: {description: "Why; for a refusal, what to type or set to override.", type: str, returned: always}
     layout:
       description: Partition count and replication factor captured (null when the topic does not exist).
       type: dict
@@ -177,7 +177,7 @@ plan:
       type: dict
       returned: always
     configs: {description: The configs the new topic gets., type: dict, returned: always, sample: {"retention.ms": "86400000"}}
-    reported_configs: {description: Every config the broker reported (value, source, default; sensitive values null)., type: dict, returned: always}
+    reported_configs: {description: "Every config the broker reported (value, source, default; sensitive values null).", type: dict, returned: always}
     committed_offsets:
       description: Group to partition to committed offset on this topic, read before the delete; lost by recreating.
       type: dict
