@@ -33,6 +33,10 @@ def test_no_fault_control(kafka_lab, tmp_path):
     assert changed == []
     assert record["outcome"] == "no action needed" and record["healthy"] is True
     assert "healthy" in record["verdict"] and record["actions"] == []
+    # the default run never recreates a topic (nothing listed in kafka_lag_recreate_topics)
+    assert record["recreate"]["requested"] == [] and record["recreate"]["recreated"] == []
+    assert record["recreate"]["data_loss"] == []
+    kafka_lab.wait_committed(group, {(topic, 0): 10, (topic, 1): 10})  # offsets (and so the topic) kept
 
 
 def test_stuck_group_without_consumer_is_reported_not_touched(kafka_lab, tmp_path):
