@@ -302,7 +302,8 @@ class Rejoin:
             if os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as handle:
                     kept[name] = (handle.read(), os.stat(path).st_mode & 0o777)
-        tempdir = tempfile.mkdtemp(prefix="pg_rejoin.")
+        # pg_rewind runs as the owner: a TMPDIR private to the caller (root's) would hide the passfile.
+        tempdir = tempfile.mkdtemp(prefix="pg_rejoin.", dir="/tmp" if self.prefix and os.path.isdir("/tmp") else None)
         try:
             os.chmod(tempdir, 0o700)
             if os.geteuid() == 0:
