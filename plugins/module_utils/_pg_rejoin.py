@@ -23,7 +23,7 @@ def parse_controldata(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in (text or "").splitlines():
         if ":" in line:
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             out[key.strip()] = value.strip()
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 
-import sre_testlib
 from pg_pair import Pair, answers, restore, sql, wait_for
 
 

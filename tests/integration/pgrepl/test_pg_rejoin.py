@@ -85,8 +85,9 @@ def test_old_primary_is_rewound_into_a_standby(rejoin_pair):
         ("pg_rewind", "done"), ("configure_standby", "done"), ("start", "done"), ("streaming", "done")]
     assert "config_kept" in done["actions"][0] and "postgresql.conf" in done["actions"][0]["config_kept"]
     assert in_recovery(pair, pair.primary_port) and not in_recovery(pair, pair.standby_port)
-    wait_for(lambda: sql(pair, pair.standby_port, "SELECT count(*) FROM pg_stat_replication WHERE "
-                     "application_name = 'lab_old_primary' AND state = 'streaming'") == 1, 60, "the rejoined node")
+    streams = ("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'lab_old_primary' "
+               "AND state = 'streaming'")
+    wait_for(lambda: sql(pair, pair.standby_port, streams) == 1, 60, "the rejoined node to stream")
     # The write only the old primary had is gone: it was rewound to the new primary's history.
     assert sql(pair, pair.primary_port, "SELECT to_regclass('sre_rejoin_diverged') IS NULL")
     assert (passfile(pair).stat().st_mode & 0o777) == 0o600

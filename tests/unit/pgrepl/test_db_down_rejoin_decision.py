@@ -33,7 +33,7 @@ def test_not_requested_by_default():
 
 
 def test_not_configured():
-    out = db_down_rejoin(assessment("nodes_unreachable"), **dict(CONF, data_directory=""))
+    out = db_down_rejoin(assessment("nodes_unreachable"), enabled=True, node=OLD, data_directory="", host="db1")
     assert (out["act"], out["state"]) == (False, "not_configured")
 
 
