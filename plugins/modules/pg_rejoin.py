@@ -476,11 +476,11 @@ def main() -> None:
         job.start(actions)
         job.wait_streaming(actions)
     except Failed as exc:
-        result.update(changed=bool(actions), actions=actions)
+        result.update(changed=any(a["result"] == "done" for a in actions), actions=actions)
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # pylint: disable=broad-except
         done = ", ".join(f"{a['action']} ({a['result']})" for a in actions) or "nothing"
-        result.update(changed=bool(actions), actions=actions)
+        result.update(changed=any(a["result"] == "done" for a in actions), actions=actions)
         module.fail_json(msg=f"unexpected error while rejoining {node}: {mask_text(str(exc))}; done so far: {done}",
                          exception=traceback.format_exc(), **result)
     result.update(changed=True, actions=actions)

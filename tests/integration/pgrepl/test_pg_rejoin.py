@@ -44,6 +44,12 @@ def in_recovery(pair: Pair, port: int) -> bool:
 def test_old_primary_is_rewound_into_a_standby(rejoin_pair):
     pair = rejoin_pair
     assert sql(pair, pair.primary_port, "SHOW wal_log_hints") == "on", "lab/pg must set wal_log_hints = on"
+    # pg_rewind reads the old primary's WAL back to the last checkpoint both share: take one now, and let the
+    # standby replay it, so that WAL is still in the old primary's pg_wal (a small lab recycles segments fast).
+    sql(pair, pair.primary_port, "CHECKPOINT")
+    head = sql(pair, pair.primary_port, "SELECT pg_current_wal_lsn()::text")
+    wait_for(lambda: sql(pair, pair.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{head}'::pg_lsn"), 60,
+             "the standby to replay the checkpoint")
     # A careless manual promote while the primary still takes writes: the two histories diverge.
     sql(pair, pair.standby_port, "SELECT pg_promote(true, 60)")
     sql(pair, pair.primary_port, "CREATE TABLE sre_rejoin_diverged AS SELECT generate_series(1, 1000) AS id")
