@@ -46,6 +46,8 @@ def test_old_primary_is_rewound_into_a_standby(rejoin_pair):
     assert sql(pair, pair.primary_port, "SHOW wal_log_hints") == "on", "lab/pg must set wal_log_hints = on"
     # pg_rewind reads the old primary's WAL back to the last checkpoint both share: take one now, and let the
     # standby replay it, so that WAL is still in the old primary's pg_wal (a small lab recycles segments fast).
+    # (A fresh segment first, so the rest of this test's WAL stays in the segment of that checkpoint.)
+    sql(pair, pair.primary_port, "SELECT pg_switch_wal()::text")
     sql(pair, pair.primary_port, "CHECKPOINT")
     head = sql(pair, pair.primary_port, "SELECT pg_current_wal_lsn()::text")
     wait_for(lambda: sql(pair, pair.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{head}'::pg_lsn"), 60,
