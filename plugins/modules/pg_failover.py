@@ -33,7 +33,8 @@ description:
     C(pg_reload_conf()), the standby's C(primary_slot_name) created on the primary when missing, then the
     module waits until the standby streams from the primary. A standby that streams from another node (a
     cascade, or a primary this run cannot see) is never re-pointed; the state is reported. C(pg_rewind) is
-    not run - a standby that cannot follow the new timeline fails the step and must be rebuilt.
+    not run - a standby that cannot follow the new timeline fails the step and must be rebuilt, or stopped
+    cleanly and rejoined with M(sre.runbooks.pg_rejoin) (which also rejoins the fenced old primary).
   - Without O(repoint_standbys), RV(standbys_to_repoint) lists the standbys to re-point. The pooler is
     re-pointed by M(sre.runbooks.pgbouncer_repoint).
 author:
@@ -115,6 +116,7 @@ options:
     default: 60
 seealso:
   - module: sre.runbooks.pg_replication_info
+  - module: sre.runbooks.pg_rejoin
   - name: pg_promote
     description: PostgreSQL recovery control functions.
     link: https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-RECOVERY-CONTROL
