@@ -86,7 +86,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Assess (read-only): pods, failover owner, verdict
+- name: Assess (read-only) - pods, failover owner, verdict
   sre.runbooks.k8s_pg_restart:
     namespace: db
     name: postgresql
