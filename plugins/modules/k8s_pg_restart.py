@@ -32,6 +32,7 @@ attributes:
     description: Returns the verdict and the pod it would delete, and deletes nothing.
   diff_mode:
     support: none
+    description: Nothing is returned as a diff; C(deleted) and C(actions) name the pod.
   idempotent:
     support: full
     description: A healthy StatefulSet is left alone; with O(restarted_after) a pod recreated in this incident is not deleted again.
