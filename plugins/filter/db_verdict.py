@@ -233,9 +233,11 @@ def _blockers(before: t.Any, act: bool, share_wanted: float, kill: bool) -> dict
 def _pooler_service_problem(info: dict[str, t.Any], name: str) -> str | None:
     """Why the pooler's compose service cannot be restarted (no container, read failed, or every
     container already restarted during this incident), or None."""
-    if info.get("failed"):
-        return f"cannot read the pooler's compose service {name}: {info.get('msg') or 'compose_service_info failed'}"
     containers = [c for c in (info.get("services") or {}).get(name) or [] if isinstance(c, dict)]
+    # The role registers the read with failed_when: false (Ansible then sets failed to false):
+    # its message, with no container found, is the failure.
+    if info.get("failed") or (not containers and info.get("msg")):
+        return f"cannot read the pooler's compose service {name}: {info.get('msg') or 'compose_service_info failed'}"
     if not containers:
         projects = info.get("projects") or []
         where = f"compose project {projects[0]}" if projects else "the compose project (no container found)"

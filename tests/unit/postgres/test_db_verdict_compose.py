@@ -51,6 +51,12 @@ def test_a_failed_read_of_the_pooler_service_refuses():
     assert p["restart"] is False and "cannot read the pooler's compose service pgbouncer" in p["skipped"]
 
 
+def test_a_read_failure_masked_by_failed_when_still_refuses():
+    info = {"failed": False, "msg": "cannot reach the Docker engine at unix:///x.sock", "services": {}}
+    p = pooler(info)
+    assert p["restart"] is False and "cannot reach the Docker engine" in p["skipped"]
+
+
 def test_a_pooler_already_restarted_this_incident_is_not_restarted_again():
     p = pooler(service_info("shop_pgbouncer_1", restarted=["shop_pgbouncer_1"]))
     assert p["restart"] is False and "already restarted during this incident" in p["skipped"]
