@@ -12,7 +12,7 @@ author:
 description:
   - Decides, from module results only, whether the connection-exhaustion runbook acts, whether
     terminating sessions was enough or the pooler needs a restart, whether there is a pooler unit
-    to restart, and whether the server healed. The role only wires its flags.
+    (systemd) or pooler container (docker-compose) to restart, and whether the server healed. The role only wires its flags.
   - Each step adds to the same verdict; give what is known so far.
 options:
   _input:
@@ -39,6 +39,17 @@ options:
       - The result of M(sre.runbooks.systemd_unit_info) for the pooler's unit. A unit that does
         not exist is skipped with a reason, never restarted.
     type: dict
+  pooler_service:
+    description:
+      - On a docker-compose host, the result of M(sre.runbooks.compose_service_info) for the
+        pooler's service (read with its C(restarted_after) set to the incident's start). A service
+        with no container is skipped with a reason, never created; a pooler whose containers were
+        all restarted during this incident is not restarted again.
+    type: dict
+  pooler_service_name:
+    description: The pooler's compose service (the key of O(pooler_service)'s C(services)).
+    type: str
+    default: ''
   after:
     description: The result of M(sre.runbooks.pg_activity_info) after acting (a fresh connection).
     type: dict
@@ -134,8 +145,8 @@ _value:
     pooler:
       description:
         - C(needed) (utilisation still at or over the threshold after terminating), C(restart)
-          (needed, allowed, and the unit exists or the platform has no unit to check),
-          C(skipped) (why a needed restart is not done; null otherwise).
+          (needed, allowed, and the unit or compose service exists or the platform has nothing to
+          check), C(skipped) (why a needed restart is not done; null otherwise).
       type: dict
     healed:
       description: After acting, a fresh connection sees utilisation under the threshold. Null before.
@@ -219,6 +230,27 @@ def _blockers(before: t.Any, act: bool, share_wanted: float, kill: bool) -> dict
     return found
 
 
+def _pooler_service_problem(info: dict[str, t.Any], name: str) -> str | None:
+    """Why the pooler's compose service cannot be restarted (no container, read failed, or every
+    container already restarted during this incident), or None."""
+    containers = [c for c in (info.get("services") or {}).get(name) or [] if isinstance(c, dict)]
+    # The role registers the read with failed_when: false (Ansible then sets failed to false):
+    # its message, with no container found, is the failure.
+    if info.get("failed") or (not containers and info.get("msg")):
+        return f"cannot read the pooler's compose service {name}: {info.get('msg') or 'compose_service_info failed'}"
+    if not containers:
+        projects = info.get("projects") or []
+        where = f"compose project {projects[0]}" if projects else "the compose project (no container found)"
+        return (f"pooler service {name or '(none named)'} has no container in {where}; skipped the pooler restart "
+                "(set db_exhaustion_pooler_compose_service, or db_exhaustion_restart_pooler: false when there is no pooler)")
+    restarted = set(((info.get("acted") or {}).get("restart")) or [])
+    names = [c.get("name") for c in containers]
+    if all(n in restarted for n in names):
+        return (f"pooler container(s) {', '.join(map(str, names))} already restarted during this incident: "
+                "not again (once per incident)")
+    return None
+
+
 def _app_sessions(reading: t.Any, applications: list[str], users: list[str],
                   gone: list[dict[str, t.Any]]) -> tuple[int, int]:
     """(the application's client sessions, all client sessions), minus the sessions `gone`."""
@@ -291,7 +323,8 @@ def _app(left: float | None, threshold: float, restart: bool, name: str,
 
 
 def db_verdict(before: t.Any, threshold: t.Any = 80, force: bool = False, terminated: t.Any = None,
-               restart_pooler: bool = True, pooler_unit: t.Any = None, after: t.Any = None,
+               restart_pooler: bool = True, pooler_unit: t.Any = None, pooler_service: t.Any = None,
+               pooler_service_name: t.Any = "", after: t.Any = None,
                blocked_share: t.Any = 50, kill_blockers: t.Any = False, restart_app: t.Any = False,
                app_name: t.Any = "", app_applications: t.Any = None, app_users: t.Any = None,
                app_min_share: t.Any = 50, app_reading: t.Any = None, check_mode: t.Any = False,
@@ -334,6 +367,9 @@ def db_verdict(before: t.Any, threshold: t.Any = 80, force: bool = False, termin
             pooler["skipped"] = (f"pooler unit {', '.join(pooler_unit['missing_units'])} not found on this host; "
                                  "skipped the pooler restart (set db_exhaustion_pooler_unit, or "
                                  "db_exhaustion_restart_pooler: false when there is no pooler)")
+        elif needed and isinstance(pooler_service, dict) and pooler_service \
+                and _pooler_service_problem(pooler_service, str(pooler_service_name or "")):
+            pooler["skipped"] = _pooler_service_problem(pooler_service, str(pooler_service_name or ""))
         elif needed:
             pooler["restart"] = True
         verdict["pooler"] = pooler

@@ -24,7 +24,7 @@ class DockerLab:
         self.host = f"unix://{self.dir}/docker.sock"
         self.project = lab_var("lab_docker_project")
         self.trigger = self.dir / "trigger"
-        self.services = ("api", "redis", "worker")
+        self.services = ("api", "redis", "worker", "postgres", "pgbouncer")
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(["/usr/bin/docker", *args], env={**os.environ, "DOCKER_HOST": self.host},

@@ -1,5 +1,5 @@
 """compose_service_info and compose_service against the lab's real Docker engine and compose
-project (lab/docker): api (with a healthcheck), redis, worker (64 MB limit)."""
+project (lab/docker): api (with a healthcheck), redis, worker (64 MB limit), postgres, pgbouncer."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_healthy_project_is_read_and_judged_healthy(compose):
     r = info(compose)
     assert not r.get("failed"), r
     assert r["changed"] is False and r["projects"] == [compose.project]
-    assert set(r["services"]) == {"api", "redis", "worker"}
+    assert set(r["services"]) == {"api", "redis", "worker", "postgres", "pgbouncer"}
     api, worker = r["services"]["api"][0], r["services"]["worker"][0]
     assert api["state"] == "running" and api["health"] == "healthy" and api["problem"] is None
     assert worker["memory_limit_bytes"] == 64 << 20 and worker["memory_usage_bytes"] > 0
