@@ -47,6 +47,8 @@ attributes:
       timeline a second run of the same incident changes nothing.
 requirements:
   - confluent-kafka >= 2.16
+extends_documentation_fragment:
+  - sre.runbooks.kafka
 options:
   bootstrap_servers:
     description: Brokers to reach, C(host:port).
@@ -94,38 +96,6 @@ options:
     description: Seconds to wait for the delete to finish and the new partitions to get leaders.
     type: float
     default: 60
-  security_protocol:
-    description: How to reach the brokers.
-    type: str
-    default: PLAINTEXT
-    choices: [PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL]
-  sasl_mechanism:
-    description: SASL mechanism when O(security_protocol) is C(SASL_*).
-    type: str
-    default: PLAIN
-    choices: [PLAIN, SCRAM-SHA-256, SCRAM-SHA-512]
-  sasl_username:
-    description: SASL user; required with C(SASL_*).
-    type: str
-  sasl_password:
-    description: SASL password; required with C(SASL_*). Never returned or logged.
-    type: str
-  ssl_cafile:
-    description: CA bundle to verify the brokers with.
-    type: path
-  ssl_certfile:
-    description: Client certificate (mutual TLS).
-    type: path
-  ssl_keyfile:
-    description: Private key of O(ssl_certfile).
-    type: path
-  ssl_keyfile_password:
-    description: Password of O(ssl_keyfile). Never returned or logged.
-    type: str
-  timeout:
-    description: Seconds to wait for each broker request.
-    type: float
-    default: 10.0
 seealso:
   - module: sre.runbooks.kafka_consumer_lag_info
 """
