@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: compose_prune
 short_description: Guarded C(docker system prune) on a docker-compose host - stopped containers, dangling images, build cache
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Runbook 003 "Disk space issues" on a Docker host (C(docker system prune -f)), with the
     guardrails a 3 a.m. prune needs. Only three kinds of things ever go, selected by O(prune) -
@@ -170,6 +170,13 @@ data_root_mount:
   returned: always
   type: str
   sample: /
+full_mount:
+  description:
+    - With O(only_on_mounts) - the one of them that is the filesystem holding the data root (by mount
+      point, or by device for a bind mount of it), or V(null) when none is (then nothing goes).
+  returned: always
+  type: str
+  sample: /
 disk_usage:
   description: C(docker system df) - per kind, count, bytes and what a full prune of that kind could reclaim.
   returned: always
@@ -232,7 +239,7 @@ def main() -> None:
     p = module.params
     result = {"changed": False, "containers": [], "images": [], "build_cache": [], "candidates": {}, "kept": {},
               "would_free_bytes": 0, "bytes_freed": 0, "act": False, "reason": "", "data_root": None,
-              "data_root_mount": None, "disk_usage": {}, "actions": []}
+              "data_root_mount": None, "full_mount": None, "disk_usage": {}, "actions": []}
     try:
         min_age = parse_duration(p["min_age"], "min_age")
         max_bytes = parse_size(p["max_bytes"], "max_bytes") if p["max_bytes"] else None
@@ -260,15 +267,18 @@ def main() -> None:
                       p["max_containers"], p["max_images"], p["max_build_cache"], max_bytes, p["cap_mode"],
                       p["allow_stopped_services"], prune_containers="containers" in kinds)
     result.update(candidates=plan["candidates"], kept=plan["kept"])
+    if p["only_on_mounts"] is not None:
+        result["full_mount"] = holding_mount(data_root, p["only_on_mounts"]) if result["data_root_mount"] else None
+        if result["full_mount"] is None:
+            mount = result["data_root_mount"]
+            where = f"the filesystem holding the Docker data root {data_root} ({mount})" if mount else \
+                f"the filesystem of the Docker data root {data_root} (not on this host, or unknown)"
+            result["reason"] = f"{where} is not among the full mounts; nothing pruned (by the rules: {plan['summary']})"
+            module.exit_json(**result)
+    # A cap trips only for a prune that would run: a healthy filesystem is left alone, caps or not.
     if plan["problem"]:
         result["reason"] = plan["problem"]
         module.fail_json(msg=f"{p['docker_host']}: {plan['problem']}", **result)
-    mount = result["data_root_mount"]
-    if p["only_on_mounts"] is not None and (mount is None or mount not in [m.rstrip("/") or "/" for m in p["only_on_mounts"]]):
-        where = f"the filesystem holding the Docker data root {data_root} ({mount})" if mount else \
-            f"the filesystem of the Docker data root {data_root} (not on this host, or unknown)"
-        result["reason"] = f"{where} is not among the full mounts; nothing pruned ({plan['summary']} by the rules)"
-        module.exit_json(**result)
     result.update(containers=plan["containers"], images=plan["images"], build_cache=plan["build_cache"],
                   would_free_bytes=plan["would_free_bytes"], act=plan["act"], reason=plan["summary"])
     if not plan["act"]:
@@ -314,6 +324,26 @@ def main() -> None:
     if error:
         module.fail_json(msg=error, **result)
     module.exit_json(**result)
+
+
+def holding_mount(path: str, mounts: list[str]) -> str | None:
+    """Which of these mount points is the filesystem holding path: by mount point, else by device
+    (Docker may bind-mount its data root onto itself; / and that bind mount are one filesystem)."""
+    own = (mount_of(path) or {}).get("mount")
+    wanted = [m.rstrip("/") or "/" for m in mounts]
+    if own in wanted:
+        return own
+    try:
+        device = os.stat(path).st_dev
+    except OSError:
+        return None
+    for mount in wanted:
+        try:
+            if os.stat(mount).st_dev == device:
+                return mount
+        except OSError:
+            continue
+    return None
 
 
 def parse_reclaimed(body: bytes) -> int:

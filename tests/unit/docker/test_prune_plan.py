@@ -54,8 +54,8 @@ def test_old_stopped_plain_containers_unused_dangling_images_and_idle_cache_go()
     containers = [ctr("old", image="b"), ctr("live", state="running", image="c"), ctr("dead", state="dead")]
     images = [img("b"), img("c"), img("d", shared=1000), img("e", tags=["sre-lab/base:1"]),
               img("f", tags=["<none>:<none>"], digests=["<none>@<none>"]), img("g", digests=["repo@sha256:" + "1" * 64])]
-    plan = prune_plan(containers, images, NOW, inspect_all(containers), [cache("r1"), cache("r2", in_use=True),
-                                                                           cache("r3", shared=True), cache("r4", kind="internal")])
+    caches = [cache("r1"), cache("r2", in_use=True), cache("r3", shared=True), cache("r4", kind="internal")]
+    plan = prune_plan(containers, images, NOW, inspect_all(containers), caches)
     assert names(plan) == ["dead", "old"]  # oldest stop first, then by name
     # b's only user goes with this prune; c runs; e is tagged; f's tag is Docker's "none"; g is pinned by digest
     assert names(plan, "images") == ["b" * 12, "d" * 12, "f" * 12]
