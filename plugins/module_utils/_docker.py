@@ -484,59 +484,180 @@ def oom_verdict(containers: list[dict[str, t.Any]], acted: dict[str, list[str]],
     }
 
 
-def prune_plan(containers: list[dict[str, t.Any]], images: list[dict[str, t.Any]], now: float,
-               min_age_seconds: float = 3600.0, max_containers: int = 50, max_images: int = 50) -> dict[str, t.Any]:
-    """`docker system prune`, guarded (runbook 003 "Disk space issues"): what may go, from one
-    /containers/json?all=1 and one /images/json?filters=dangling list (the Engine's list shapes).
+MEANT_TO_RUN_POLICIES = ("always", "unless-stopped")
+# BuildKit's own `docker builder prune` (without --all) leaves these record types alone.
+KEPT_CACHE_TYPES = ("internal", "frontend")
 
-    - a container goes only when stopped (exited, created, dead), of no compose project (a
-      stopped compose container is a service someone stopped: `docker-compose start` needs it,
-      and its logs are the evidence), not a one-off of one either, and finished or created at
-      least min_age_seconds ago;
-    - an image goes only when dangling (no tag) and no container - running or not - uses it;
+
+def _finished(moment: str | None, created: float | None) -> float | None:
+    """When a stopped container stopped (FinishedAt), else when it was created (never started)."""
+    parsed = parse_docker_time(moment)
+    if parsed is not None:
+        return parsed.timestamp()
+    return created
+
+
+def _real(values: list[str] | None, none: str) -> list[str]:
+    return [v for v in (values or []) if v != none]
+
+
+def _take(candidates: list[dict[str, t.Any]], cap: int, budget: list[int | None], partial: bool) -> list[dict[str, t.Any]]:
+    """In partial cap mode, the oldest candidates within a count cap and the bytes left (budget[0])."""
+    if not partial:
+        return candidates
+    taken = []
+    for item in candidates:
+        if len(taken) >= cap:
+            break
+        if budget[0] is not None:
+            if item["size_bytes"] > budget[0]:
+                continue
+            budget[0] -= item["size_bytes"]
+        taken.append(item)
+    return taken
+
+
+def prune_plan(containers: list[dict[str, t.Any]], images: list[dict[str, t.Any]], now: float,
+               inspected: dict[str, dict[str, t.Any]] | None = None, build_cache: list[dict[str, t.Any]] | None = None,
+               min_age_seconds: float = 3600.0, max_containers: int = 20, max_images: int = 20,
+               max_build_cache: int = 100, max_bytes: int | None = None, cap_mode: str = "fail",
+               allow_stopped_services: bool = False, prune_containers: bool = True) -> dict[str, t.Any]:
+    """`docker system prune` (runbook 003 "Disk space issues"), guarded, from one GET /system/df
+    (its Containers, Images and BuildCache lists, in the Engine's shapes) and one inspect of each
+    stopped container (`inspected`: full container id -> docker inspect, for its restart policy,
+    exit code and FinishedAt, which the list does not carry).
+
+    - a container goes only when stopped (exited, created, dead) at least min_age_seconds ago
+      (FinishedAt: a container created a month ago that crashed a minute ago is fresh evidence),
+      and is not meant to run: restart policy always or unless-stopped, on-failure with a failed
+      exit, or a compose service container (not a one-off) of a project with a running container.
+      A stopped service is service_down's business, and removing it loses its logs;
+      allow_stopped_services lifts that rule, never the age;
+    - a stopped container that could not be inspected stays;
+    - an image goes only when dangling (no tag and no digest: an untagged image pulled by digest
+      is a pinned service image) at least min_age_seconds old, and no container that stays uses it;
+    - a build-cache record goes only when not in use, not shared with an image, not of a type
+      `docker builder prune` keeps (internal, frontend), and unused for min_age_seconds;
     - never volumes, never networks, never a tagged image;
-    - more than max_containers or max_images -> nothing goes (a cap, not a sample: something
-      else is wrong, a human looks).
+    - caps: max_containers, max_images, max_build_cache (counts) and max_bytes (what goes in all).
+      cap_mode fail: over any cap nothing goes (something else is wrong, a human looks);
+      partial: the oldest within the caps.
+    prune_containers false: no container goes (and every one keeps its image).
     """
-    used_images = {c.get("ImageID") for c in containers}
-    gone_containers, kept = [], {}
-    for c in sorted(containers, key=lambda c: c.get("Created") or 0):
+    inspected = inspected or {}
+    partial = cap_mode == "partial"
+    kept: dict[str, str] = {}
+    running_projects = {(c.get("Labels") or {}).get(PROJECT_LABEL) for c in containers
+                        if c.get("State") not in STOPPED_STATES} - {None}
+    stopped = []
+    for c in sorted(containers, key=lambda c: (c.get("Created") or 0, c.get("Id") or "")):
+        if c.get("State") not in STOPPED_STATES or not prune_containers:
+            continue
         name = ((c.get("Names") or ["?"])[0]).lstrip("/")
         labels = c.get("Labels") or {}
-        if c.get("State") not in STOPPED_STATES:
+        details = inspected.get(c.get("Id") or "")
+        if details is None:
+            kept[name] = "could not be inspected (gone, or the engine did not answer); left alone"
             continue
-        if PROJECT_LABEL in labels:
-            kept[name] = f"stopped container of compose project {labels[PROJECT_LABEL]}"
+        policy = ((details.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        state = details.get("State") or {}
+        project = labels.get(PROJECT_LABEL)
+        service = labels.get(SERVICE_LABEL)
+        meant = None
+        if policy in MEANT_TO_RUN_POLICIES:
+            meant = f"restart policy {policy}: meant to run"
+        elif policy == "on-failure" and state.get("ExitCode"):
+            meant = f"restart policy on-failure, exited {state.get('ExitCode')}: a failed service"
+        elif project and labels.get(ONEOFF_LABEL) != "True" and project in running_projects:
+            meant = f"service {service} of compose project {project}, which is up"
+        if meant and not allow_stopped_services:
+            kept[name] = f"stopped, {meant} (service_down's business; its logs are the evidence)"
             continue
-        if now - (c.get("Created") or now) < min_age_seconds:
-            kept[name] = f"created less than {min_age_seconds:.0f} s ago"
+        finished = _finished(state.get("FinishedAt"), c.get("Created"))
+        if finished is None or now - finished < min_age_seconds:
+            kept[name] = f"stopped less than {min_age_seconds:.0f} s ago"
             continue
-        gone_containers.append({"name": name, "id": (c.get("Id") or "")[:12], "image": c.get("Image"),
-                                "state": c.get("State"), "size_bytes": c.get("SizeRw") or 0})
-    gone_ids = {c.get("Id") for c in containers
-                if ((c.get("Names") or ["?"])[0]).lstrip("/") in {g["name"] for g in gone_containers}}
-    still_used = {c.get("ImageID") for c in containers if c.get("Id") not in gone_ids}
-    gone_images = []
-    for image in sorted(images, key=lambda i: i.get("Created") or 0):
-        tags = [tg for tg in (image.get("RepoTags") or []) if tg != "<none>:<none>"]
-        if tags:
+        stopped.append({"name": name, "id": (c.get("Id") or "")[:12], "full_id": c.get("Id"), "image": c.get("Image"),
+                        "image_id": c.get("ImageID"), "state": c.get("State"), "project": project, "service": service,
+                        "restart_policy": policy, "exit_code": state.get("ExitCode"),
+                        "finished_at": state.get("FinishedAt"), "size_bytes": c.get("SizeRw") or 0, "_stopped": finished})
+    # Oldest stop first: what partial cap mode keeps is the most recent evidence.
+    stopped.sort(key=lambda c: (c.pop("_stopped"), c["name"]))
+
+    dangling = []
+    for image in sorted(images, key=lambda i: (i.get("Created") or 0, i.get("Id") or "")):
+        if _real(image.get("RepoTags"), "<none>:<none>") or _real(image.get("RepoDigests"), "<none>@<none>"):
             continue
-        if image.get("Id") in still_used:
-            kept[image.get("Id", "")[7:19]] = "dangling image used by a container that stays"
+        short = (image.get("Id") or "").split(":")[-1][:12]
+        if now - (image.get("Created") or now) < min_age_seconds:
+            kept[short] = f"dangling image created less than {min_age_seconds:.0f} s ago"
             continue
-        gone_images.append({"id": (image.get("Id") or "")[7:19], "size_bytes": image.get("Size") or 0,
-                            "created": image.get("Created"), "used_by_removed_container": image.get("Id") in used_images})
+        shared = image.get("SharedSize")
+        size = (image.get("Size") or 0) - (shared if isinstance(shared, int) and shared > 0 else 0)
+        dangling.append({"id": short, "full_id": image.get("Id"), "size_bytes": max(size, 0), "created": image.get("Created")})
+
+    cache = []
+    for record in sorted(build_cache or [], key=lambda r: (r.get("LastUsedAt") or r.get("CreatedAt") or "", r.get("ID") or "")):
+        rid = record.get("ID") or ""
+        if record.get("InUse"):
+            kept[f"build cache {rid[:12]}"] = "in use by a build"
+            continue
+        if record.get("Shared") or record.get("Type") in KEPT_CACHE_TYPES:
+            continue
+        used = parse_docker_time(record.get("LastUsedAt")) or parse_docker_time(record.get("CreatedAt"))
+        if used is None or now - used.timestamp() < min_age_seconds:
+            kept[f"build cache {rid[:12]}"] = f"used less than {min_age_seconds:.0f} s ago"
+            continue
+        cache.append({"id": rid, "type": record.get("Type"), "description": mask_text(record.get("Description")) or None,
+                      "size_bytes": record.get("Size") or 0, "last_used_at": record.get("LastUsedAt")})
+
+    def images_free_of(going: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        staying = {c.get("ImageID") for c in containers if c.get("Id") not in {g["full_id"] for g in going}}
+        out = []
+        for image in dangling:
+            if image["full_id"] in staying:
+                kept[image["id"]] = "dangling image used by a container that stays"
+            else:
+                out.append(dict(image, used_by_removed_container=any(g["image_id"] == image["full_id"] for g in going)))
+        return out
+
+    candidates = {"containers": stopped, "images": images_free_of(stopped), "build_cache": cache}
+    budget: list[int | None] = [max_bytes]
+    chosen_containers = _take(stopped, max_containers, budget, partial)
+    chosen = {"containers": chosen_containers,
+              "images": _take(images_free_of(chosen_containers) if partial else candidates["images"], max_images, budget, partial),
+              "build_cache": _take(cache, max_build_cache, budget, partial)}
+    caps = {"containers": max_containers, "images": max_images, "build_cache": max_build_cache}
+    over = [f"{len(candidates[k])} {k.replace('_', ' ')} (cap {caps[k]})" for k in caps if len(candidates[k]) > caps[k]]
+    total = sum(i["size_bytes"] for k in candidates for i in candidates[k])
+    if max_bytes is not None and total > max_bytes:
+        over.append(f"{total} bytes (cap max_bytes {max_bytes})")
     problem = None
-    if len(gone_containers) > max_containers or len(gone_images) > max_images:
-        problem = (f"guardrail: {len(gone_containers)} stopped containers (cap {max_containers}) and "
-                   f"{len(gone_images)} dangling images (cap {max_images}) would go; nothing was removed. "
-                   "List them (check mode) and raise the caps to prune anyway")
-    total = sum(c["size_bytes"] for c in gone_containers) + sum(i["size_bytes"] for i in gone_images)
+    if over and not partial:
+        problem = (f"guardrail: {', '.join(over)} would go; nothing was removed. Check mode lists them; "
+                   "raise the caps, or set cap_mode partial to prune the oldest within them")
+        chosen = {k: [] for k in chosen}
+    elif over:
+        for kind in chosen:
+            taken = {i["id"] for i in chosen[kind]}
+            for item in candidates[kind]:
+                if item["id"] not in taken:
+                    kept.setdefault(item.get("name") or item["id"], "over a cap (cap_mode partial): left for a later run")
+
+    def public(item: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {k: v for k, v in item.items() if k not in ("full_id", "image_id")}
+    freed = sum(i["size_bytes"] for k in chosen for i in chosen[k])
     return {
-        "containers": [] if problem else gone_containers,
-        "images": [] if problem else gone_images,
-        "would_free_bytes": 0 if problem else total,
+        "containers": [public(c) for c in chosen["containers"]],
+        "images": [public(i) for i in chosen["images"]],
+        "build_cache": list(chosen["build_cache"]),
+        "ids": {k: [i.get("full_id") or i["id"] for i in chosen[k]] for k in chosen},
+        "candidates": {k: [public(i) for i in candidates[k]] for k in candidates},
+        "would_free_bytes": freed,
         "kept": kept,
         "problem": problem,
-        "act": problem is None and bool(gone_containers or gone_images),
+        "act": problem is None and any(chosen.values()),
+        "summary": (problem or (f"{len(chosen['containers'])} stopped container(s), {len(chosen['images'])} dangling "
+                                f"image(s), {len(chosen['build_cache'])} build-cache record(s): {freed / 1048576:.1f} MiB"
+                                if any(chosen.values()) else "nothing to prune")),
     }

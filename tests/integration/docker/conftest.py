@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,66 @@ def compose(docker_lab: DockerLab) -> t.Iterator[DockerLab]:
     yield docker_lab
     for f in docker_lab.trigger.iterdir():
         f.unlink()
+
+
+LITTER_PREFIX = "sre-prune-test"
+
+
+class Litter:
+    """A stopped plain container (restart policy no, a writable layer of size_mib, an anonymous
+    and a named volume), a dangling image committed from it, and a never-started container with
+    restart policy unless-stopped."""
+
+    def __init__(self, lab: t.Any, size_mib: int) -> None:
+        self.lab = lab
+        self.size_mib = size_mib
+        tag = uuid.uuid4().hex[:6]
+        self.plain = f"{LITTER_PREFIX}-plain-{tag}"
+        self.service_like = f"{LITTER_PREFIX}-always-{tag}"
+        self.volume = f"{LITTER_PREFIX}-vol-{tag}"
+        self.image_id = ""
+        self.anon_volume = ""
+
+    def make(self) -> None:
+        base = self.lab.inspect("api")["Config"]["Image"]
+        self.lab.docker("volume", "create", self.volume)
+        # Runs and exits at once: a plain stopped container (restart policy no) of no project.
+        self.lab.docker("run", "--name", self.plain, "--network", "none", "-v", "/scratch", "-v", f"{self.volume}:/named",
+                        base, "sh", "-c", f"head -c {self.size_mib << 20} /dev/urandom > /litter")
+        self.image_id = self.lab.docker("commit", self.plain).stdout.strip()
+        self.anon_volume = [m["Name"] for m in _docker_json(self.lab, "inspect", self.plain)[0]["Mounts"]
+                            if m["Destination"] == "/scratch"][0]
+        # Created, never started, restart policy unless-stopped: meant to run.
+        self.lab.docker("create", "--name", self.service_like, "--network", "none", "--restart", "unless-stopped", base, "true")
+
+    def cleanup(self) -> None:
+        for name in (self.plain, self.service_like):
+            self.lab.docker("rm", "-f", name, check=False)
+        if self.image_id:
+            self.lab.docker("rmi", "-f", self.image_id, check=False)
+        for volume in (self.volume, self.anon_volume):
+            if volume:
+                self.lab.docker("volume", "rm", "-f", volume, check=False)
+
+    def exists(self, kind: str, ref: str) -> bool:
+        return self.lab.docker(kind, "inspect", ref, check=False).returncode == 0
+
+
+def _docker_json(lab: t.Any, *args: str) -> t.Any:
+    return json.loads(lab.docker(*args).stdout)
+
+
+@pytest.fixture
+def litter(compose: DockerLab) -> t.Iterator[t.Callable[..., Litter]]:
+    """What a prune may remove, and what it must not, made by the test: litter(size_mib=4)."""
+    made: list[Litter] = []
+
+    def make(size_mib: int = 4) -> Litter:
+        made.append(Litter(compose, size_mib))
+        made[-1].make()
+        return made[-1]
+    try:
+        yield make
+    finally:
+        for one in made:
+            one.cleanup()
