@@ -21,7 +21,6 @@ except ImportError:  # pragma: no cover - the module reports it through connect(
     psycopg2 = None
 
 
-
 def redact(text: str | None, limit: int | None = None) -> str | None:
     """Literals redacted, then every secret-looking value masked (_postgres.redact_query), then cut."""
     cleaned = redact_query(redact_literals(text))
