@@ -86,14 +86,17 @@ def db_down_verdict(plan: dict[str, t.Any], restart_command: list[str] | None = 
                     storage: dict[str, t.Any] | None = None, data_directory: str | None = None) -> dict[str, t.Any]:
     plan = plan or {}
     verdict = plan.get("verdict") or {}
-    state = verdict.get("state") or ("error" if plan.get("failed") else "unknown")
+    # The role registers the plan with failed_when: false, so ansible-core has set failed to false:
+    # a refusal is known by its guardrail (or a message without a verdict), not by failed.
+    refused = bool(plan.get("failed") or plan.get("guardrail") or (not verdict and plan.get("msg")))
+    state = verdict.get("state") or ("error" if refused else "unknown")
     out = {"state": state, "found": True, "act": False, "action": "report",
            "summary": verdict.get("reason") or plan.get("msg") or "no assessment",
            "primary": plan.get("primary"), "previous_primary": plan.get("previous_primary"),
            "candidate": (plan.get("plan") or {}).get("candidate"), "guardrail": plan.get("guardrail")}
     disk = data_mount(storage, data_directory)
     out["data_mount"] = disk
-    if plan.get("failed"):
+    if refused:
         # A guardrail (split brain, fencing missing, no candidate) or a bad input: report it, touch nothing.
         out["summary"] = plan.get("msg") or "pg_failover failed"
         return out

@@ -32,6 +32,17 @@ def test_guardrail_is_reported():
     assert "split_brain" in v["summary"]
 
 
+@pytest.mark.parametrize("failed", [True, False])
+def test_guardrail_is_reported_whatever_failed_when_made_of_failed(failed):
+    """The role registers pg_failover with failed_when: false: ansible-core then sets failed false."""
+    v = db_down_verdict({"failed": failed, "msg": "guardrail 'split_brain' tripped: two primaries", "guardrail": "split_brain",
+                         "verdict": {"state": "split_brain", "act": False}})
+    assert (v["act"], v["action"], v["state"]) == (False, "report", "split_brain")
+    assert v["summary"].startswith("guardrail 'split_brain' tripped") and "unexpected" not in v["summary"]
+    v = db_down_verdict({"failed": failed, "msg": "bad input"})
+    assert (v["state"], v["act"], v["summary"]) == ("error", False, "bad input")
+
+
 def test_failure_without_verdict():
     v = db_down_verdict({"failed": True, "msg": "bad input"})
     assert (v["state"], v["act"], v["summary"]) == ("error", False, "bad input")
