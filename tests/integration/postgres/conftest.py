@@ -58,8 +58,11 @@ def admin(pg_lab: Lab) -> t.Iterator[t.Any]:
     try:
         yield conn
     finally:
+        # Whatever a failed test left behind in the sandbox goes with it. Later tests of the session
+        # (the db_down drill SIGKILLs the lab primary) may have ended this connection: use a new one.
+        conn.close()
+        conn = connect(pg_lab, user=pg_lab.superuser, dbname="postgres", application=f"{TAG}-observer", autocommit=True)
         with conn.cursor() as cur:
-            # Whatever a failed test left behind in the sandbox goes with it.
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SANDBOX_DB)))
         conn.close()
 
