@@ -226,6 +226,18 @@ def connect_node(params: dict[str, t.Any], node: str) -> t.Any:
     return conn
 
 
+def ensure_physical_slot(params: dict[str, t.Any], node: str, slot: str) -> None:
+    """The physical replication slot a standby names exists on node (its new upstream); created
+    when missing, left alone when there (raises psycopg2.Error)."""
+    conn = connect_node(params, node)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
+                        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
+    finally:
+        conn.close()
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return mask_text(text.splitlines()[0] if text else type(exc).__name__)

@@ -219,6 +219,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._pg_replication impor
     NodeError,
     SplitBrain,
     connect_node,
+    ensure_physical_slot,
     node_name,
     nodes_argument_spec,
     observe_down,
@@ -317,13 +318,7 @@ def repoint(module: AnsibleModule, step: dict, actions: list[dict]) -> None:
                 actions.append(action_record("repoint", target, "failed", to=primary))
                 raise Failed(f"{target}: {exc}") from None
             if slot:
-                upstream = connect_node(params, primary)
-                try:
-                    with upstream.cursor() as ucur:
-                        ucur.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
-                                     "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
-                finally:
-                    upstream.close()
+                ensure_physical_slot(params, primary, slot)
             cur.execute("ALTER SYSTEM SET primary_conninfo = %s", (new,))
             cur.execute("SELECT pg_reload_conf()")
     finally:

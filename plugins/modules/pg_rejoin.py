@@ -191,6 +191,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._pg_rejoin import (
 from ansible_collections.sre.runbooks.plugins.module_utils._pg_replication import (
     NodeError,
     connect_node,
+    ensure_physical_slot,
     node_name,
     nodes_argument_spec,
     parse_node,
@@ -350,13 +351,7 @@ class Rejoin:
             self.write_owned(passfile, merge_passfile(existing, host, port, user, password))
         slot = self.params["primary_slot_name"]
         if slot:
-            conn = connect_node(self.params, self.primary)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
-                                "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
-            finally:
-                conn.close()
+            ensure_physical_slot(self.params, self.primary, slot)
         actions.append(action_record("configure_standby", self.node, "done", standby_signal=True,
                                      primary_conninfo=self.primary_conninfo(), slot=slot,
                                      passfile=bool(passfile and password)))

@@ -15,6 +15,9 @@ import psycopg2
 import sre_testlib
 
 PGBIN = "/usr/lib/postgresql/15/bin"
+DB_DOWN_PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_down.yml"
+DB_DOWN_RECORD_TASK = "sre.runbooks.db_down : Record | structured result for the incident timeline"
+DB_DOWN_HOST = "lab-postgres-pair"
 
 
 class Pair(t.NamedTuple):
@@ -224,3 +227,18 @@ class HeldConnections:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def run_db_down(pair: Pair, extra: dict[str, t.Any], **kwargs) -> tuple[dict, dict]:
+    """db_down on the lab pair (extra vars as given): the run must pass and never show a lab
+    password; returns the JSON report and the role's record (db_down_result)."""
+    rc, report, stderr = sre_testlib.run_playbook(DB_DOWN_PLAYBOOK, extra_vars=extra, limit=DB_DOWN_HOST, **kwargs)
+    text = json.dumps(report) + stderr
+    for secret in pair.secrets:
+        assert secret not in text, "a lab password appears in the playbook output"
+    assert rc == 0, f"ansible-playbook failed (rc={rc}): {stderr[-2000:]}\n{text[-3000:]}"
+    return report, sre_testlib.task_results(report, DB_DOWN_RECORD_TASK)[DB_DOWN_HOST]["ansible_facts"]["db_down_result"]
+
+
+def db_down_changed(report: dict) -> int:
+    return report["stats"][DB_DOWN_HOST]["changed"]

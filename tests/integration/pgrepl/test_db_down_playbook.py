@@ -9,27 +9,27 @@ import json
 import typing as t
 
 import sre_testlib
-from pg_pair import Pair, app_via_pooler, kill_primary, pooler_ini, sql, stop_primary
+from pg_pair import (
+    DB_DOWN_HOST,
+    DB_DOWN_PLAYBOOK,
+    Pair,
+    app_via_pooler,
+    db_down_changed,
+    kill_primary,
+    pooler_ini,
+    run_db_down,
+    sql,
+    stop_primary,
+)
 
-PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_down.yml"
-RECORD_TASK = "sre.runbooks.db_down : Record | structured result for the incident timeline"
-HOST = "lab-postgres-pair"
 FAST = {"db_down_min_primary_down_seconds": 2}
 
 
 def run(pair: Pair, extra: dict[str, t.Any] | None = None, **kwargs) -> tuple[dict, dict]:
-    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars={**FAST, **(extra or {})}, limit=HOST,
-                                                  **kwargs)
-    text = json.dumps(report) + stderr
-    for secret in pair.secrets:
-        assert secret not in text, "a lab password appears in the playbook output"
-    assert rc == 0, f"ansible-playbook failed (rc={rc}): {stderr[-2000:]}\n{text[-3000:]}"
-    record = sre_testlib.task_results(report, RECORD_TASK)[HOST]
-    return report, record["ansible_facts"]["db_down_result"]
+    return run_db_down(pair, {**FAST, **(extra or {})}, **kwargs)
 
 
-def changed(report: dict) -> int:
-    return report["stats"][HOST]["changed"]
+changed = db_down_changed
 
 
 def test_healthy_pair_no_fault_control(healthy_pair):
@@ -97,7 +97,7 @@ def test_stopped_fenced_primary_is_replaced_then_nothing(healthy_pair):
 def test_secret_canary_at_vvv(healthy_pair):
     """At -vvv (module arguments, task results, the debug of the whole record) no lab password shows."""
     pair = healthy_pair
-    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars=FAST, limit=HOST,
+    rc, report, stderr = sre_testlib.run_playbook(DB_DOWN_PLAYBOOK, extra_vars=FAST, limit=DB_DOWN_HOST,
                                                   env={"ANSIBLE_VERBOSITY": "3"})
     assert rc == 0, stderr[-2000:]
     text = json.dumps(report) + stderr

@@ -5,20 +5,15 @@ newest backup's age is reported from a temporary directory. The pair is restored
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import typing as t
 
 import pytest
 
-import sre_testlib
-from pg_pair import Pair, answers, sql, stop_primary
+from pg_pair import Pair, answers, db_down_changed, run_db_down, sql, stop_primary
 from rejoin_restore import restore_after_rejoin
 
-PLAYBOOK = sre_testlib.REPO / "playbooks" / "outage" / "db_down.yml"
-RECORD_TASK = "sre.runbooks.db_down : Record | structured result for the incident timeline"
-HOST = "lab-postgres-pair"
 FAST = {"db_down_min_primary_down_seconds": 2, "db_down_fenced": True}
 
 
@@ -31,17 +26,10 @@ def rejoin_pair(healthy_pair: Pair) -> t.Iterator[Pair]:
 
 
 def run(pair: Pair, extra: dict[str, t.Any] | None = None, **kwargs) -> tuple[dict, dict]:
-    rc, report, stderr = sre_testlib.run_playbook(PLAYBOOK, extra_vars={**FAST, **(extra or {})}, limit=HOST,
-                                                  **kwargs)
-    text = json.dumps(report) + stderr
-    for secret in pair.secrets:
-        assert secret not in text, "a lab password appears in the playbook output"
-    assert rc == 0, f"ansible-playbook failed (rc={rc}): {stderr[-2000:]}\n{text[-3000:]}"
-    return report, sre_testlib.task_results(report, RECORD_TASK)[HOST]["ansible_facts"]["db_down_result"]
+    return run_db_down(pair, {**FAST, **(extra or {})}, **kwargs)
 
 
-def changed(report: dict) -> int:
-    return report["stats"][HOST]["changed"]
+changed = db_down_changed
 
 
 def test_fenced_old_primary_rejoins_only_with_the_flag(rejoin_pair, tmp_path):
