@@ -41,9 +41,30 @@ export ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 
 # Belt and braces for a killed molecule (each drill's destroy stops the hosts itself). Only
 # when nobody else holds the hosts: a benchmark or test session may be using them right now.
-cleanup() { LAB_HOSTS_LOCK_TIMEOUT=1 lab/hosts/exclusive lab/lab hosts down >/dev/null 2>&1 || true; }
+# Drills with a create playbook of their own (say, on the Kubernetes lab) never touch the hosts.
+uses_hosts=0
+for s in "${scenarios[@]}"; do
+  grep -Eq '^[[:space:]]+create:' "molecule/$s/molecule.yml" || uses_hosts=1
+done
+cleanup() {
+  if ((uses_hosts)); then
+    LAB_HOSTS_LOCK_TIMEOUT=1 lab/hosts/exclusive lab/lab hosts down >/dev/null 2>&1 || true
+  fi
+  [[ -n "${override:-}" ]] && rm -f "$override"
+  return 0
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# SRE_LAB_INVENTORY (scripts/test.sh sets it for the lanes that run beside the systemd hosts'
+# lane): the drill's playbooks use that inventory instead of inventories/lab.
+configs=(-c molecule/config.yml)
+if [[ -n "${SRE_LAB_INVENTORY:-}" ]]; then
+  [[ -d "$SRE_LAB_INVENTORY" ]] || { echo "drill.sh: SRE_LAB_INVENTORY=$SRE_LAB_INVENTORY is not a folder" >&2; exit 2; }
+  override="$(mktemp "${TMPDIR:-/tmp}/sre-drill-inventory.XXXXXX.yml")"
+  printf 'provisioner:\n  ansible_args:\n    - --inventory=%s\n' "$SRE_LAB_INVENTORY" >"$override"
+  configs+=(-c "$override")
+fi
 
 declare -A result seconds
 rc=0
@@ -55,7 +76,7 @@ for s in "${scenarios[@]}"; do
   # Kubernetes lab) does not use them and does not wait for them.
   exclusive=(lab/hosts/exclusive)
   if grep -Eq '^[[:space:]]+create:' "molecule/$s/molecule.yml"; then exclusive=(); fi
-  if "${exclusive[@]}" molecule -c molecule/config.yml test -s "$s" --destroy=always; then
+  if "${exclusive[@]}" molecule "${configs[@]}" test -s "$s" --destroy=always; then
     result[$s]=passed
   else
     result[$s]=FAILED

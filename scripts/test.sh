@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Every test: unit, integration against the real lab, drills, sanity, lint, build.
-# One pytest run, so one closing line. Each lab component a test starts is stopped by its
-# fixture; the trap below also stops, even when pytest is killed, every component that was
-# not already running before (a developer's own running lab is left alone).
+#
+#   scripts/test.sh            the whole suite, in lanes (below), one closing line
+#   scripts/test.sh ARGS...    one pytest run with these arguments (say, a folder)
+#
+# Each lab component a test starts is stopped by its fixture; the trap below also stops, even
+# when pytest is killed, every component that was not already running before (a developer's
+# own running lab is left alone).
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -76,5 +80,74 @@ if [[ $# -eq 0 ]]; then
   done
 fi
 
-# --durations: where the time goes, printed with every run (make test must stay well under 45 min cold).
-.venv/bin/pytest -p no:cacheprovider --durations=25 "$@"
+if [[ $# -gt 0 ]]; then
+  # --durations: where the time goes, printed with every run.
+  .venv/bin/pytest -p no:cacheprovider --durations=25 "$@"
+  exit $?
+fi
+
+# The whole suite runs as lanes (tests/conftest.py: LANES), one pytest process each, side by side:
+# a lane owns the lab components its tests start, break and stop (pg, redis, the systemd hosts,
+# docker, k8s, ...), so no two lanes touch one component at the same time, and most of a test's
+# time is spent waiting on a service, not on the CPU. The `cross` lane (tests that need the
+# components of several lanes) runs once the others have ended. Lanes that run beside the hosts
+# lane see the lab inventory without the hosts' generated files (a playbook run on the
+# `postgresql` group must not reach a host another lane is breaking).
+lanes_dir="$run_tmp/lanes"
+view="$run_tmp/inventory-without-hosts"
+mkdir -p "$lanes_dir" "$view"
+ln -s "$repo/inventories/lab/hosts.yml" "$view/hosts.yml"
+ln -s "$repo/inventories/lab/group_vars" "$view/group_vars"
+start_lane() {
+  local inventory="$view"
+  [[ "$1" == hosts || "$1" == cross ]] && inventory=""
+  setsid scripts/test-lane.sh "$1" "$lanes_dir" "$inventory" </dev/null &
+  background+=($!)
+  lane_pid[$1]=$!
+}
+declare -A lane_pid
+# A lane ended once it wrote its .rc; one whose process died without writing it (killed) failed.
+lane_ended() {
+  [[ -f "$lanes_dir/$1.rc" ]] && return 0
+  kill -0 "${lane_pid[$1]}" 2>/dev/null && return 1
+  sleep 1
+  [[ -f "$lanes_dir/$1.rc" ]] || echo "137 $SECONDS" >"$lanes_dir/$1.rc"
+  touch "$lanes_dir/$1.log"
+}
+report_lane() {
+  local rc secs
+  read -r rc secs <"$lanes_dir/$1.rc"
+  printf '[test] lane %-6s exit %s after %dm%02ds: %s\n' "$1" "$rc" $((secs / 60)) $((secs % 60)) \
+    "$(grep -E '^=+ .* in [0-9.]+s' "$lanes_dir/$1.log" | tail -1 | tr -d '=' | sed 's/^ *//')" >&2
+}
+first=(unit pg redis hosts docker k8s misc)
+for lane in "${first[@]}"; do start_lane "$lane"; done
+pending=("${first[@]}")
+while ((${#pending[@]})); do
+  sleep 2
+  still=()
+  for lane in "${pending[@]}"; do
+    if lane_ended "$lane"; then report_lane "$lane"; else still+=("$lane"); fi
+  done
+  pending=("${still[@]}")
+done
+start_lane cross
+until lane_ended cross; do sleep 2; done
+report_lane cross
+
+# Every lane's own output, then one closing line for the suite.
+rc=0 total=""
+for lane in "${first[@]}" cross; do
+  echo
+  echo "################ lane $lane ################"
+  cat "$lanes_dir/$lane.log"
+  read -r lane_rc _ <"$lanes_dir/$lane.rc"
+  ((lane_rc == 0)) || rc=1
+  total+=" $(grep -E '^=+ .* in [0-9.]+s' "$lanes_dir/$lane.log" | tail -1)"
+done
+summary="$(printf '%s\n' "$total" | grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' |
+  awk '{ sub(/errors/, "error", $2); n[$2] += $1 } END { for (k in n) printf "%s%d %s", (i++ ? ", " : ""), n[k], k }')"
+echo
+grep -h -E '^(FAILED|ERROR) ' "$lanes_dir"/*.log || true
+printf '================ suite: %s in %ds (%d lanes) ================\n' "${summary:-no result}" "$SECONDS" $((${#first[@]} + 1))
+exit "$rc"
