@@ -44,21 +44,27 @@ def test_master_at_maxclients_is_busy_not_dead(lab_nodes):
                            lab.nodes[2]: f"replica of {lab.nodes[0]}"}
 
 
+# How long the master stays paused: far longer than the module's run (~1.5 s here, a few seconds on
+# a loaded machine), so the run always sees the stall. The test then waits the pause out: commands
+# the module queued on the paused master would run when it ends, and must not change the roles.
+PAUSE_S = 20
+
+
 def test_master_unreachable_only_from_here_is_partitioned_not_dead(lab_nodes):
     """A stalled master (CLIENT PAUSE: every client command waits) times out from here while its
     replicas keep master_link_status:up: partitioned from this host, not down."""
     lab = lab_nodes
     before = lab.roles()
-    lab.client(lab.ports[0]).execute_command("CLIENT", "PAUSE", 8000, "ALL")
+    lab.client(lab.ports[0]).execute_command("CLIENT", "PAUSE", PAUSE_S * 1000, "ALL")
     started = time.monotonic()
     result = failover(lab, nodes=lab.nodes, connect_timeout=1, min_master_down_seconds=0)
-    assert time.monotonic() - started < 7, "the run outlived the pause: the test proves nothing"
+    assert time.monotonic() - started < PAUSE_S - 1, "the run outlived the pause: the test proves nothing"
     assert not result.get("failed"), result
     assert result["changed"] is False and result["actions"] == [], result
     verdict = result["verdict"]
     assert verdict["state"] == "master_partitioned", verdict
     assert {r["master_link_status"] for r in verdict["evidence"]["replicas"]} == {"up"}
-    time.sleep(max(0.0, 8.5 - (time.monotonic() - started)))
+    time.sleep(max(0.0, PAUSE_S + 0.5 - (time.monotonic() - started)))
     assert lab.roles() == before
 
 
