@@ -84,6 +84,13 @@ class RedisLab:
                          .execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name))
                 for p in self.sentinel_ports}
 
+    def sentinels_down_after(self, milliseconds: int) -> None:
+        """Set every sentinel's down-after-milliseconds (the lab's is Redis's default, 30 s): how
+        long a killed master stays "not agreed down" however slowly a test's runs go."""
+        for port in self.sentinel_ports:
+            redis.Redis(host=self.host, port=port, decode_responses=True, retry=Retry(NoBackoff(), 0)).execute_command(
+                "SENTINEL", "SET", self.master_name, "down-after-milliseconds", milliseconds)
+
     def write(self, port: int, n: int, prefix: str = "k", size: int = 100, acked_by: int = 0) -> None:
         """Write n keys; with acked_by, wait until that many replicas acknowledged them (WAIT), so
         a test that kills the master next knows the writes were acknowledged, not just sent."""
