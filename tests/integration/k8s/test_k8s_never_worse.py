@@ -260,7 +260,9 @@ def test_node_failure_names_the_pod_an_emptydir_blocks_instead_of_retrying(names
     node, pod = web_on_one_node(namespace, name="cache", volumes=[{"name": "scratch", "emptyDir": {}}])
     failing_node(node)
     not_ready(node)
-    inv = inventory(tmp_path, namespace, node_failure_drain_retries=6, node_failure_drain_delay=5)
+    # Retrying the refused drain would cost retries x delay = 120 s; refusing up front takes one
+    # assessment (~5 s here, 3-4x that with the suite in lanes). The bound sits between the two.
+    inv = inventory(tmp_path, namespace, node_failure_drain_retries=24, node_failure_drain_delay=5)
     started = time.monotonic()
     rc, report, _err = play("node_failure", inv)
     elapsed = time.monotonic() - started
@@ -268,7 +270,7 @@ def test_node_failure_names_the_pod_an_emptydir_blocks_instead_of_retrying(names
     assert rc != 0 and result["outcome"] == "failed", result
     assert f"{namespace}/{pod} on {node}" in result["error"] and "emptyDir" in result["error"], result["error"]
     assert "node_failure_delete_emptydir_data=true" in result["error"]
-    assert elapsed < 25, f"took {elapsed:.0f} s: it retried a drain that can never succeed"
+    assert elapsed < 90, f"took {elapsed:.0f} s: it retried a drain that can never succeed"
     assert not get("node", node)["spec"].get("unschedulable"), "it cordoned before finding the blocker"
 
 
@@ -277,13 +279,31 @@ def test_rollout_failure_after_an_action_returns_the_actions_done(namespace, aut
     # must carry the restart it already made (for the incident record), not a traceback.
     apply(deployment("gw", namespace, replicas=1, annotations={FAULT: "unready"}))
     wait_for(lambda: pods(namespace, "app=gw"), "the gateway pod")
-    timer = threading.Timer(3, lambda: kubectl("delete", "deployment", "gw", "-n", namespace, "--wait=false"))
-    timer.start()
+    done, deleted, errors = threading.Event(), threading.Event(), []
+
+    def delete_once_restarted():
+        # Once the restart is in the template (the module waits then; its pods never get ready),
+        # not after a fixed 3 s: a module that takes longer to start would find no Deployment at all.
+        try:
+            while not done.wait(0.2):
+                annotations = (get("deployment", "gw", namespace)["spec"]["template"]["metadata"].get("annotations")
+                               or {})
+                if "kubectl.kubernetes.io/restartedAt" in annotations:
+                    kubectl("delete", "deployment", "gw", "-n", namespace, "--wait=false")
+                    deleted.set()
+                    return
+        except Exception as exc:  # a thread's exception would otherwise vanish
+            errors.append(repr(exc))
+
+    watcher = threading.Thread(target=delete_once_restarted, daemon=True)
+    watcher.start()
     try:
         result = sre_testlib.run_module("k8s_rollout", {**auth, "namespace": namespace, "name": "gw",
-                                                        "action": "restart", "wait": True, "wait_timeout": 30})
+                                                        "action": "restart", "wait": True, "wait_timeout": 90})
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join(30)
+    assert not errors and deleted.is_set(), f"the restart never showed in the Deployment: {errors} {result}"
     assert result["failed"] is True and "Traceback" not in json.dumps(result), result
     assert result["changed"] is True and [a["action"] for a in result["actions"]] == ["rollout restart"], result
     assert result["actions"][0]["result"] == "done"
