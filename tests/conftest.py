@@ -64,7 +64,7 @@ _LANE_OF_FILE = {
 # Drills by the lab components they boot (molecule/<drill>/create.yml; none: the systemd hosts).
 _LANE_OF_DRILL = {
     "db_down": "pg", "lock_contention": "pg", "slow_queries": "pg",
-    "db_exhaustion": "hosts", "disk_full": "hosts", "network_partition": "hosts",
+    "default": "hosts", "db_exhaustion": "hosts", "disk_full": "hosts", "network_partition": "hosts",
     "redis_unavailable": "hosts", "service_down": "hosts",
     "db_exhaustion_compose": "docker", "memory_exhaustion_compose": "docker",
     "redis_unavailable_compose": "docker", "service_down_compose": "docker",
