@@ -20,6 +20,8 @@ start=$SECONDS
 .venv/bin/pytest -p no:cacheprovider --durations=10 >"$out/$name.log" 2>&1
 rc=$?
 # CPU seconds (user + system) of everything the lane ran: where the machine's time went.
-cpu="$(times | tail -1 | awk '{ for (i = 1; i <= NF; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } } END { printf "%d", t }')"
+# `times` in this shell (in a pipe or $(...) it would report the subshell's children: none).
+times >"$out/$name.times"
+cpu="$(tail -1 "$out/$name.times" | awk '{ for (i = 1; i <= NF; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } } END { printf "%d", t }')"
 echo "$rc $((SECONDS - start)) $cpu" >"$out/$name.rc.tmp" && mv "$out/$name.rc.tmp" "$out/$name.rc"
 exit "$rc"

@@ -39,6 +39,14 @@ cleanup() {
     # down is idempotent and also clears what a crashed run left (pidfiles, veths, cgroups).
     "lab/$c/down" >/dev/null 2>&1 || echo "test.sh: lab/$c/down failed" >&2
   done
+  # What a killed lane's fixtures could not stop (a test server started in a session of its own,
+  # say the Stripe lab): every process still running with its TMPDIR in this run's folder.
+  local proc env
+  for proc in /proc/[0-9]*; do
+    [[ "${proc#/proc/}" == "$$" ]] && continue
+    env="$({ tr '\0' '\n' <"$proc/environ"; } 2>/dev/null | grep -m1 '^TMPDIR=')" || continue
+    [[ "$env" == "TMPDIR=$run_tmp"* ]] && kill -KILL "${proc#/proc/}" 2>/dev/null
+  done
   local state_dir
   state_dir="$(awk -F': *' '$1 == "lab_state_dir" { print $2 }' inventories/lab/group_vars/all/lab.yml)"
   if [[ -n "$state_dir" ]]; then
@@ -57,17 +65,18 @@ export PYTHONDONTWRITEBYTECODE=1
 # shares nothing with the tests before them:
 # - the systemd hosts' rootfs and the Kubernetes binaries, built on a machine that lacks them
 #   (mostly downloads and a compile) while the unit tests run; lab/hosts/up and lab/k8s/up wait
-#   for them on the builds' locks and report a failed build themselves;
+#   for them on the builds' locks and report a failed build themselves. They run at a higher
+#   priority than the lanes: the hosts, docker and k8s lanes wait for them;
 # - the quality gates (ansible-test sanity, ansible-lint), at a lower priority, while the lab
 #   tests mostly wait on services; tests/quality reads their results from $SRE_QUALITY_DIR
 #   (a single test file run on its own runs them inline).
 if [[ $# -eq 0 ]]; then
   if [[ " ${was_down[*]} " == *" hosts "* ]]; then
-    setsid lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
+    setsid nice -n -10 lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
     background+=($!)
   fi
   if [[ " ${was_down[*]} " == *" k8s "* ]]; then
-    setsid lab/k8s/build >"$run_tmp/k8s-build.log" 2>&1 &
+    setsid nice -n -10 lab/k8s/build >"$run_tmp/k8s-build.log" 2>&1 &
     background+=($!)
   fi
   export SRE_QUALITY_DIR="$run_tmp/quality"
