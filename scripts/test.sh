@@ -23,6 +23,14 @@ for c in "${components[@]}"; do
   [[ -x "lab/$c/status" ]] && ! "lab/$c/status" >/dev/null 2>&1 && was_down+=("$c")
 done
 background=()
+# Each background job below runs in a session of its own (setsid, so the trap can end its whole
+# process group). Linux shares the CPU between sessions first (autogroups) and applies `nice`
+# only inside one, so a job's priority is set on its session: the autogroup's nice value.
+#   in_session NICE COMMAND... &   COMMAND in a new session whose autogroup has that nice value;
+#   only as a background job: it execs, so $! is the session's (and process group's) leader.
+in_session() {
+  exec setsid bash -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec "$@"' "$@"
+}
 cleanup() {
   # A build or quality gate still running (tests stopped early) is stopped with its process
   # group: a build removes its partial tree itself.
@@ -72,17 +80,17 @@ export PYTHONDONTWRITEBYTECODE=1
 #   (a single test file run on its own runs them inline).
 if [[ $# -eq 0 ]]; then
   if [[ " ${was_down[*]} " == *" hosts "* ]]; then
-    setsid nice -n -10 lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
+    in_session -10 lab/hosts/build >"$run_tmp/rootfs-build.log" 2>&1 &
     background+=($!)
   fi
   if [[ " ${was_down[*]} " == *" k8s "* ]]; then
-    setsid nice -n -10 lab/k8s/build >"$run_tmp/k8s-build.log" 2>&1 &
+    in_session -10 lab/k8s/build >"$run_tmp/k8s-build.log" 2>&1 &
     background+=($!)
   fi
   export SRE_QUALITY_DIR="$run_tmp/quality"
   mkdir -p "$SRE_QUALITY_DIR"
   for gate in sanity lint; do
-    setsid bash -c 'nice -n 10 "scripts/$1.sh" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc.tmp" && mv "$2/$1.rc.tmp" "$2/$1.rc"' \
+    in_session 10 bash -c '"scripts/$1.sh" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc.tmp" && mv "$2/$1.rc.tmp" "$2/$1.rc"' \
       gate "$gate" "$SRE_QUALITY_DIR" &
     background+=($!)
     echo $! >"$SRE_QUALITY_DIR/$gate.pid"
@@ -114,7 +122,7 @@ declare -A lane_nice=([unit]=5 [redis]=5 [misc]=5)
 start_lane() {
   local inventory="$view"
   [[ "$1" == hosts || "$1" == cross ]] && inventory=""
-  setsid nice -n "${lane_nice[$1]:-0}" scripts/test-lane.sh "$1" "$lanes_dir" "$inventory" </dev/null &
+  in_session "${lane_nice[$1]:-0}" scripts/test-lane.sh "$1" "$lanes_dir" "$inventory" </dev/null &
   background+=($!)
   lane_pid[$1]=$!
 }
