@@ -90,7 +90,7 @@ if [[ $# -eq 0 ]]; then
   export SRE_QUALITY_DIR="$run_tmp/quality"
   mkdir -p "$SRE_QUALITY_DIR"
   for gate in sanity lint; do
-    in_session 10 bash -c '"scripts/$1.sh" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc.tmp" && mv "$2/$1.rc.tmp" "$2/$1.rc"' \
+    in_session 5 bash -c '"scripts/$1.sh" >"$2/$1.log" 2>&1; echo $? >"$2/$1.rc.tmp" && mv "$2/$1.rc.tmp" "$2/$1.rc"' \
       gate "$gate" "$SRE_QUALITY_DIR" &
     background+=($!)
     echo $! >"$SRE_QUALITY_DIR/$gate.pid"
@@ -143,17 +143,21 @@ report_lane() {
 }
 first=(unit pg redis hosts docker k8s misc)
 for lane in "${first[@]}"; do start_lane "$lane"; done
-pending=("${first[@]}")
-while ((${#pending[@]})); do
+# cross starts once the lanes that own lab components have ended (unit owns none: its quality
+# tests may still be waiting for sanity and lint).
+pending=("${first[@]}") cross_started=0
+while ((${#pending[@]})) || ! ((cross_started)) || ! lane_ended cross; do
   sleep 2
   still=()
   for lane in "${pending[@]}"; do
     if lane_ended "$lane"; then report_lane "$lane"; else still+=("$lane"); fi
   done
   pending=("${still[@]}")
+  if ! ((cross_started)) && { ((${#pending[@]} == 0)) || [[ "${pending[*]}" == unit ]]; }; then
+    start_lane cross
+    cross_started=1
+  fi
 done
-start_lane cross
-until lane_ended cross; do sleep 2; done
 report_lane cross
 
 # Every lane's own output, then one closing line for the suite.

@@ -378,3 +378,24 @@ def test_classify_exception(exc, category):
 
 def test_classify_certificate_message_names_the_reason():
     assert "self-signed certificate" in _http.classify_exception(urllib.error.URLError(_cert_error()))[1]
+
+
+def test_many_endpoints_share_one_tls_context_and_plain_http_builds_none(monkeypatch):
+    """Every worker thread once built its own TLS context (loading the system CA bundle) even for
+    http:// URLs: over a second for 32 threads. Counted here instead of timed (tests/integration
+    /http times a real run, with a bound that must hold on a loaded machine)."""
+    import socket as socket_module
+
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(_http.ssl, "create_default_context", lambda *a, **k: made.append(1) or real(*a, **k))
+    monkeypatch.setattr(_http, "_CONTEXTS", {})
+    with socket_module.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again below: connections are refused
+    plain = [_http.normalize_endpoint({"name": f"p{i}", "url": f"http://127.0.0.1:{port}/"}, DEFAULTS) for i in range(40)]
+    results = _http.check_all(plain, concurrency=32)
+    assert {r["error_category"] for r in results} == {"refused"} and made == []
+    tls = [_http.normalize_endpoint({"name": f"t{i}", "url": f"https://127.0.0.1:{port}/"}, DEFAULTS) for i in range(40)]
+    _http.check_all(tls, concurrency=32)
+    assert len(made) == 1
