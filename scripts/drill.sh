@@ -42,9 +42,10 @@ export ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 # Belt and braces for a killed molecule (each drill's destroy stops the hosts itself). Only
 # when nobody else holds the hosts: a benchmark or test session may be using them right now.
 # Drills with a create playbook of their own (say, on the Kubernetes lab) never touch the hosts.
+own_create() { grep -Eq '^[[:space:]]+create:' "molecule/$1/molecule.yml"; }
 uses_hosts=0
 for s in "${scenarios[@]}"; do
-  grep -Eq '^[[:space:]]+create:' "molecule/$s/molecule.yml" || uses_hosts=1
+  own_create "$s" || uses_hosts=1
 done
 cleanup() {
   if ((uses_hosts)); then
@@ -75,7 +76,7 @@ for s in "${scenarios[@]}"; do
   # shared (lab/hosts/exclusive). A scenario with a create playbook of its own (say, on the
   # Kubernetes lab) does not use them and does not wait for them.
   exclusive=(lab/hosts/exclusive)
-  if grep -Eq '^[[:space:]]+create:' "molecule/$s/molecule.yml"; then exclusive=(); fi
+  if own_create "$s"; then exclusive=(); fi
   if "${exclusive[@]}" molecule "${configs[@]}" test -s "$s" --destroy=always; then
     result[$s]=passed
   else

@@ -107,7 +107,7 @@ fi
 # a lane owns the lab components its tests start, break and stop (pg, redis, the systemd hosts,
 # docker, k8s, ...), so no two lanes touch one component at the same time, and most of a test's
 # time is spent waiting on a service, not on the CPU. The `cross` lane (tests that need the
-# components of several lanes) runs once the others have ended. Lanes that run beside the hosts
+# components of several lanes) runs once the lanes that own lab components have ended. Lanes that run beside the hosts
 # lane see the lab inventory without the hosts' generated files (a playbook run on the
 # `postgresql` group must not reach a host another lane is breaking).
 lanes_dir="$run_tmp/lanes"
@@ -135,11 +135,13 @@ lane_ended() {
   [[ -f "$lanes_dir/$1.rc" ]] || echo "137 $SECONDS" >"$lanes_dir/$1.rc"
   touch "$lanes_dir/$1.log"
 }
+# pytest's closing line of a lane ("=== 3 passed, 1 failed in 12.3s ===").
+lane_summary() { grep -E '^=+ .* in [0-9.]+s' "$lanes_dir/$1.log" | tail -1; }
 report_lane() {
   local rc secs cpu
   read -r rc secs cpu <"$lanes_dir/$1.rc"
   printf '[test] lane %-6s exit %s after %dm%02ds (CPU %ss): %s\n' "$1" "$rc" $((secs / 60)) $((secs % 60)) \
-    "${cpu:-?}" "$(grep -E '^=+ .* in [0-9.]+s' "$lanes_dir/$1.log" | tail -1 | tr -d '=' | sed 's/^ *//')" >&2
+    "${cpu:-?}" "$(lane_summary "$1" | tr -d '=' | sed 's/^ *//')" >&2
 }
 first=(unit pg redis hosts docker k8s misc)
 for lane in "${first[@]}"; do start_lane "$lane"; done
@@ -168,7 +170,7 @@ for lane in "${first[@]}" cross; do
   cat "$lanes_dir/$lane.log"
   read -r lane_rc _ <"$lanes_dir/$lane.rc"
   ((lane_rc == 0)) || rc=1
-  total+=" $(grep -E '^=+ .* in [0-9.]+s' "$lanes_dir/$lane.log" | tail -1)"
+  total+=" $(lane_summary "$lane")"
 done
 summary="$(printf '%s\n' "$total" | grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' |
   awk '{ sub(/errors/, "error", $2); n[$2] += $1 } END { for (k in n) printf "%s%d %s", (i++ ? ", " : ""), n[k], k }')"
