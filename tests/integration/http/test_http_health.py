@@ -5,7 +5,6 @@ TLS with a self-signed certificate, redirects, bad input, and one run through a 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -64,9 +63,8 @@ def test_every_error_category_from_real_servers(servers):
     # Latency percentiles count the 7 answers (ok, 503, mismatch, not-json, slow, nested, text).
     assert summary["latency_ms"]["count"] == 7
     assert summary["latency_ms"]["max"] >= 300 and summary["latency_ms"]["p50"] <= summary["latency_ms"]["max"]
-    # The endpoints are checked concurrently: the 1 s timeout and the 0.3 s slow answer overlap
-    # (one after the other they would take at least their sum, on a loaded machine too).
-    assert result["duration_ms"] < eps["hangs"]["latency_ms"] + eps["slow-ok"]["latency_ms"]
+    # Concurrency is proven with margins a loaded machine keeps by the two tests below; here the
+    # DNS lookup and eleven thread starts can add more than the slow answer's 0.3 s (CI: 1.6 s).
 
 
 def test_all_healthy(servers):
@@ -116,15 +114,14 @@ def test_check_mode_runs_the_checks_and_changes_nothing(servers):
 
 
 def test_concurrency_option_bounds_parallel_checks(servers):
-    endpoints = [{"name": f"slow{i}", "url": f"{servers.http}/slow/300?i={i}"} for i in range(6)]
-    started = time.monotonic()
+    """Six 0.6 s answers: one at a time they take at least 3.6 s, six at once well under half of
+    that, with 1.2 s left for thread starts on a machine busy with the other test lanes."""
+    endpoints = [{"name": f"slow{i}", "url": f"{servers.http}/slow/600?i={i}", "timeout": 20} for i in range(6)]
     parallel = run({"endpoints": endpoints, "concurrency": 6})
-    parallel_s = time.monotonic() - started
     serial = run({"endpoints": endpoints, "concurrency": 1})
     assert parallel["all_ok"] and serial["all_ok"]
-    assert serial["duration_ms"] >= 6 * 300
-    assert parallel["duration_ms"] < 3 * 300, parallel["duration_ms"]
-    assert parallel_s < 5
+    assert serial["duration_ms"] >= 6 * 600
+    assert parallel["duration_ms"] < 3 * 600, parallel["duration_ms"]
 
 
 def test_post_with_json_body_and_per_endpoint_status(servers):
