@@ -4,6 +4,7 @@ the changelog, and the playbooks' FQCN form. Each runs the real tool on the whol
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tarfile
 import time
@@ -85,16 +86,43 @@ def test_galaxy_build_ships_plugins_roles_playbooks_and_not_the_lab(tmp_path):
     assert not any(n.startswith(("lab/", ".venv/", "build/", "tests/output/", "benchmarks/")) for n in names)
 
 
+@pytest.fixture(scope="module")
+def doc_pages() -> dict[str, str]:
+    """Every module's ansible-doc page from one ansible-doc run (a run per module cost about a
+    second of CPU each); a module missing here (its page failed) is run on its own by its test."""
+    proc = run([str(VENV_BIN / "ansible-doc"), *(f"sre.runbooks.{m}" for m in MODULES)])
+    pages = {}
+    for chunk in re.split(r"^> MODULE ", proc.stdout, flags=re.MULTILINE)[1:]:
+        name = re.sub(r"\x1b\[[0-9;]*m", "", chunk.split(None, 1)[0])
+        pages[name] = chunk
+    return pages
+
+
 @pytest.mark.parametrize("module", MODULES)
-def test_ansible_doc_renders(module):
-    proc = run([str(VENV_BIN / "ansible-doc"), f"sre.runbooks.{module}"])
-    assert proc.returncode == 0, explain(proc)
+def test_ansible_doc_renders(module, doc_pages):
+    page = doc_pages.get(f"sre.runbooks.{module}")
+    if page is None:
+        proc = run([str(VENV_BIN / "ansible-doc"), f"sre.runbooks.{module}"])
+        assert proc.returncode == 0, explain(proc)
+        page = proc.stdout
     for section in ("OPTIONS", "EXAMPLES", "RETURN VALUES"):
-        assert section in proc.stdout, f"ansible-doc sre.runbooks.{module} lacks {section}"
+        assert section in page, f"ansible-doc sre.runbooks.{module} lacks {section}"
+
+
+@pytest.fixture(scope="module")
+def syntax_of_all_playbooks() -> subprocess.CompletedProcess:
+    """One --syntax-check of every outage playbook by its FQCN (a run per playbook cost about
+    1.5 s of CPU each); when it fails, each playbook's test checks its own to say which."""
+    return run([str(VENV_BIN / "ansible-playbook"), *(f"sre.runbooks.outage.{p}" for p in PLAYBOOKS),
+                "-i", str(REPO / "inventories" / "lab"), "--syntax-check"])
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
-def test_playbook_callable_by_fqcn(playbook):
+def test_playbook_callable_by_fqcn(playbook, syntax_of_all_playbooks):
+    if syntax_of_all_playbooks.returncode == 0:
+        assert all(f"/playbooks/outage/{p}.yml" in syntax_of_all_playbooks.stdout for p in PLAYBOOKS), \
+            explain(syntax_of_all_playbooks)
+        return
     proc = run([str(VENV_BIN / "ansible-playbook"), f"sre.runbooks.outage.{playbook}",
                 "-i", str(REPO / "inventories" / "lab"), "--syntax-check"])
     assert proc.returncode == 0, explain(proc)
