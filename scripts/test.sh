@@ -7,6 +7,9 @@
 # Each lab component a test starts is stopped by its fixture; the trap below also stops, even
 # when pytest is killed, every component that was not already running before (a developer's
 # own running lab is left alone).
+# bash reads a script while it runs it: the body is one { ... } group, read whole before it
+# starts, so editing this file during a run does not break that run.
+{
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -178,3 +181,4 @@ echo
 grep -h -E '^(FAILED|ERROR) ' "$lanes_dir"/*.log || true
 printf '================ suite: %s in %ds (%d lanes) ================\n' "${summary:-no result}" "$SECONDS" $((${#first[@]} + 1))
 exit "$rc"
+}
