@@ -114,14 +114,14 @@ def test_check_mode_runs_the_checks_and_changes_nothing(servers):
 
 
 def test_concurrency_option_bounds_parallel_checks(servers):
-    """Six 0.6 s answers: one at a time they take at least 3.6 s, six at once well under half of
-    that, with 1.2 s left for thread starts on a machine busy with the other test lanes."""
+    """Six 0.6 s answers: one at a time they take at least 3.6 s, six at once under half of what
+    one at a time took in the same minute (a fixed bound fails on a loaded machine)."""
     endpoints = [{"name": f"slow{i}", "url": f"{servers.http}/slow/600?i={i}", "timeout": 20} for i in range(6)]
     parallel = run({"endpoints": endpoints, "concurrency": 6})
     serial = run({"endpoints": endpoints, "concurrency": 1})
     assert parallel["all_ok"] and serial["all_ok"]
     assert serial["duration_ms"] >= 6 * 600
-    assert parallel["duration_ms"] < 3 * 600, parallel["duration_ms"]
+    assert parallel["duration_ms"] < serial["duration_ms"] / 2, (parallel["duration_ms"], serial["duration_ms"])
 
 
 def test_post_with_json_body_and_per_endpoint_status(servers):
@@ -239,19 +239,23 @@ def test_through_a_playbook(servers, tmp_path):
 
 
 def test_many_endpoints_finish_close_to_the_slowest_one(servers):
-    """100 endpoints and one that never answers (3 s timeout): the whole run costs about that
-    one timeout, not more. Every worker thread once built its own TLS context (loading the system
-    CA bundle) even for http:// URLs, which alone took over a second for 32 threads (counted
-    exactly by tests/unit/http: test_many_endpoints_share_one_tls_context...). The answering
-    endpoints get 20 s: on a machine busy with the other test lanes the in-process servers answer
-    slowly, and none of them may be counted as failing."""
-    endpoints = [{"name": f"ok{i}", "url": f"{servers.http}/ok?i={i}", "timeout": 20} for i in range(100)]
+    """100 endpoints and one that never answers (3 s timeout), 32 at a time (the default): every
+    answering endpoint is counted ok and the hang fails on its own timeout, and the checks overlap:
+    the run takes less than the hang plus half the other endpoints' summed latencies (one at a
+    time it would take at least the hang plus their sum). The bound scales with the machine's load, because each latency is measured
+    in the same run: a fixed bound (2x the hang) failed on a cold run at load 17, where the
+    in-process servers took 19 s for the hundred answers. The per-thread TLS context regression
+    this test once guarded (over a second for 32 threads) is counted exactly by tests/unit/http:
+    test_many_endpoints_share_one_tls_context... The answering endpoints get 60 s, so a slowed
+    server is never counted as failing."""
+    endpoints = [{"name": f"ok{i}", "url": f"{servers.http}/ok?i={i}", "timeout": 60} for i in range(100)]
     endpoints.append({"name": "hangs", "url": servers.blackhole, "timeout": 3})
     result = run({"timeout": 3, "endpoints": endpoints})
     assert result["failing"] == ["hangs"]
     hangs = by_name(result)["hangs"]["latency_ms"]
-    assert hangs >= 2900
-    assert result["duration_ms"] < 2 * hangs, result["duration_ms"]
+    assert 2900 <= hangs < 60000
+    others = sum(e["latency_ms"] for e in result["endpoints"] if e["name"] != "hangs")
+    assert result["duration_ms"] < hangs + others / 2, (result["duration_ms"], hangs, others)
 
 
 def test_non_ascii_url_is_sent_percent_encoded(servers):

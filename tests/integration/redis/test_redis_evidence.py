@@ -91,6 +91,9 @@ def test_killed_master_is_replaced_only_after_the_link_down_threshold(lab_nodes)
 
 
 def test_sentinels_must_agree_before_a_failover(lab):
+    # The lab's sentinels agree a master is down 30 s after it dies; a module run has taken longer
+    # than that to start on a loaded machine. Ten minutes keeps "not agreed yet" true, however slow.
+    lab.sentinels_down_after(600_000)
     lab.kill(lab.ports[0])
     args = dict(sentinels=lab.sentinels, master_name=lab.master_name, min_master_down_seconds=0)
     refused = failover(lab, **args)
