@@ -55,12 +55,15 @@ def gate(name: str, timeout: float) -> subprocess.CompletedProcess:
 
 
 def test_ansible_test_sanity():
-    proc = gate("sanity", timeout=1800)
+    # In the whole suite sanity runs in the background at a low priority beside the lab lanes; on
+    # a new machine (its test venvs to install, load 17) it took over 30 minutes. An hour bounds a
+    # hung run; a slow one is not a failure.
+    proc = gate("sanity", timeout=3600)
     assert proc.returncode == 0, explain(proc)
 
 
 def test_ansible_lint_production_profile():
-    proc = gate("lint", timeout=900)
+    proc = gate("lint", timeout=3600)
     assert proc.returncode == 0, explain(proc)
     assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
 
