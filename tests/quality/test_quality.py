@@ -89,13 +89,21 @@ def test_galaxy_build_ships_plugins_roles_playbooks_and_not_the_lab(tmp_path):
     assert not any(n.startswith(("lab/", ".venv/", "build/", "tests/output/", "benchmarks/")) for n in names)
 
 
+def ansible_doc(*modules: str) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "ansible-doc"), *(f"sre.runbooks.{m}" for m in modules)])
+
+
+def syntax_check(*playbooks: str) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "ansible-playbook"), *(f"sre.runbooks.outage.{p}" for p in playbooks),
+                "-i", str(REPO / "inventories" / "lab"), "--syntax-check"])
+
+
 @pytest.fixture(scope="module")
 def doc_pages() -> dict[str, str]:
     """Every module's ansible-doc page from one ansible-doc run (a run per module cost about a
     second of CPU each); a module missing here (its page failed) is run on its own by its test."""
-    proc = run([str(VENV_BIN / "ansible-doc"), *(f"sre.runbooks.{m}" for m in MODULES)])
     pages = {}
-    for chunk in re.split(r"^> MODULE ", proc.stdout, flags=re.MULTILINE)[1:]:
+    for chunk in re.split(r"^> MODULE ", ansible_doc(*MODULES).stdout, flags=re.MULTILINE)[1:]:
         name = re.sub(r"\x1b\[[0-9;]*m", "", chunk.split(None, 1)[0])
         pages[name] = chunk
     return pages
@@ -105,7 +113,7 @@ def doc_pages() -> dict[str, str]:
 def test_ansible_doc_renders(module, doc_pages):
     page = doc_pages.get(f"sre.runbooks.{module}")
     if page is None:
-        proc = run([str(VENV_BIN / "ansible-doc"), f"sre.runbooks.{module}"])
+        proc = ansible_doc(module)
         assert proc.returncode == 0, explain(proc)
         page = proc.stdout
     for section in ("OPTIONS", "EXAMPLES", "RETURN VALUES"):
@@ -116,16 +124,11 @@ def test_ansible_doc_renders(module, doc_pages):
 def syntax_of_all_playbooks() -> subprocess.CompletedProcess:
     """One --syntax-check of every outage playbook by its FQCN (a run per playbook cost about
     1.5 s of CPU each); when it fails, each playbook's test checks its own to say which."""
-    return run([str(VENV_BIN / "ansible-playbook"), *(f"sre.runbooks.outage.{p}" for p in PLAYBOOKS),
-                "-i", str(REPO / "inventories" / "lab"), "--syntax-check"])
+    return syntax_check(*PLAYBOOKS)
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 def test_playbook_callable_by_fqcn(playbook, syntax_of_all_playbooks):
-    if syntax_of_all_playbooks.returncode == 0:
-        assert all(f"/playbooks/outage/{p}.yml" in syntax_of_all_playbooks.stdout for p in PLAYBOOKS), \
-            explain(syntax_of_all_playbooks)
-        return
-    proc = run([str(VENV_BIN / "ansible-playbook"), f"sre.runbooks.outage.{playbook}",
-                "-i", str(REPO / "inventories" / "lab"), "--syntax-check"])
+    proc = syntax_of_all_playbooks if syntax_of_all_playbooks.returncode == 0 else syntax_check(playbook)
     assert proc.returncode == 0, explain(proc)
+    assert f"/playbooks/outage/{playbook}.yml" in proc.stdout, explain(proc)

@@ -242,9 +242,9 @@ def test_many_endpoints_finish_close_to_the_slowest_one(servers):
     """100 endpoints and one that never answers (3 s timeout), 32 at a time (the default): every
     answering endpoint is counted ok and the hang fails on its own timeout, and the checks overlap:
     the run takes less than the hang plus half the other endpoints' summed latencies (one at a
-    time it would take at least the hang plus their sum). The bound scales with the machine's load, because each latency is measured
-    in the same run: a fixed bound (2x the hang) failed on a cold run at load 17, where the
-    in-process servers took 19 s for the hundred answers. The per-thread TLS context regression
+    time it would take at least the hang plus their sum). The bound scales with the machine's
+    load, because each latency is measured in the same run: a fixed bound (2x the hang) failed on
+    a cold run at load 17, where the in-process servers took 19 s for the hundred answers. The per-thread TLS context regression
     this test once guarded (over a second for 32 threads) is counted exactly by tests/unit/http:
     test_many_endpoints_share_one_tls_context... The answering endpoints get 60 s, so a slowed
     server is never counted as failing."""
